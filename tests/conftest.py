@@ -1,0 +1,14 @@
+"""Test-wide setup: make the checkout importable as the fleetwarden.fleet collection."""
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COLLECTIONS_DIR = REPO_ROOT / "collections"
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
+SHARED_FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures"
+
+# plugins/ imports itself as ansible_collections.fleetwarden.fleet.plugins.*;
+# collections/ holds the link that makes that name resolve to this checkout.
+if str(COLLECTIONS_DIR) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS_DIR))
