@@ -1,0 +1,1 @@
+"""The lab: real hosts (systemd, dockerd, sshd) as containers on this machine."""
