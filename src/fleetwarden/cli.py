@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     lab = commands.add_parser("lab", help="the lab: real hosts as containers on this machine")
+    lab.add_argument("--name", default="lab", help="lab name: prefixes its hosts, containers and network (lab)")
     lab_commands = lab.add_subparsers(dest="lab_command", required=True)
     image = lab_commands.add_parser("image", help="build the lab host image (cached by digest)")
     image.add_argument("--force", action="store_true", help="rebuild even if an image of this digest exists")
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _lab(args):
     from fleetwarden.lab.lab import Lab, find_project_dir
 
-    return Lab(args.project_dir.resolve() if args.project_dir else find_project_dir())
+    return Lab(args.project_dir.resolve() if args.project_dir else find_project_dir(), name=args.name)
 
 
 def run_lab(args) -> int:
@@ -63,7 +64,7 @@ def run_lab(args) -> int:
         image.build(force=args.force)
         return 0
     if args.lab_command == "up":
-        plan_hosts(args.hosts, args.accelerators)  # bad input fails here, before anything changes
+        plan_hosts(args.hosts, args.accelerators, prefix=args.name)  # bad input fails here, before anything changes
         lab = _lab(args)
         image.build()
         lab.up(args.hosts, args.accelerators)

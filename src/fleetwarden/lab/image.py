@@ -37,11 +37,11 @@ class ImageSpec:
     labels: dict[str, str] = field(default_factory=dict)
 
     def digest(self) -> str:
-        """A stable hash of the spec and the overlay files' names, modes and contents."""
+        """A stable hash of the spec, the build hooks and the overlay files' names, modes and contents."""
         h = hashlib.sha256()
         spec = {
-            "suite": self.suite, "packages": sorted(self.packages), "enable": self.enable_units,
-            "mask": self.mask_units, "changes": self.changes, "labels": self.labels,
+            "suite": self.suite, "packages": sorted(self.packages), "hooks": self._hooks("OVERLAY"),
+            "changes": self.changes, "labels": self.labels,
         }
         h.update(json.dumps(spec, sort_keys=True).encode())
         if self.overlay is not None:
@@ -55,20 +55,19 @@ class ImageSpec:
     def tag(self) -> str:
         return f"{self.repository}:{self.digest()}"
 
+    def _hooks(self, overlay: str) -> list[str]:
+        hooks = [f"sync-in {overlay} /"] if self.overlay is not None else []
+        hooks += [f'chroot "$1" systemctl enable {unit}' for unit in self.enable_units]
+        hooks += [f'chroot "$1" systemctl mask {unit}' for unit in self.mask_units]
+        # No image shares host keys or a machine id: each host makes its own at boot.
+        hooks += ['rm -f "$1"/etc/ssh/ssh_host_* "$1"/etc/machine-id', 'touch "$1"/etc/machine-id',
+                  'mkdir -p "$1"/etc/ssh/fleetwarden-lab']
+        return hooks
+
     def mmdebstrap_argv(self) -> list[str]:
         argv = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(self.packages)]
-        if self.overlay is not None:
-            argv.append(f"--customize-hook=sync-in {self.overlay} /")
-        for unit in self.enable_units:
-            argv.append(f'--customize-hook=chroot "$1" systemctl enable {unit}')
-        for unit in self.mask_units:
-            argv.append(f'--customize-hook=chroot "$1" systemctl mask {unit}')
-        # No image shares host keys or a machine id: each host makes its own at boot.
-        argv.append('--customize-hook=rm -f "$1"/etc/ssh/ssh_host_* "$1"/etc/machine-id')
-        argv.append('--customize-hook=touch "$1"/etc/machine-id')
-        argv.append('--customize-hook=mkdir -p "$1"/etc/ssh/fleetwarden-lab')
-        argv += [self.suite, "-"]
-        return argv
+        argv += [f"--customize-hook={hook}" for hook in self._hooks(str(self.overlay))]
+        return [*argv, self.suite, "-"]
 
     def import_argv(self) -> list[str]:
         argv = ["import"]

@@ -64,6 +64,12 @@ def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: st
             "fleetwarden_accelerator": host.plan.accelerator,
             "fleetwarden_lab_address": host.address,
             "fleetwarden_lab_container": host.container,
+            # Host keys are pinned per host name, so a port that changes on restart
+            # does not break verification, and a host whose key changes is refused.
+            "ansible_ssh_common_args": (
+                f"-o UserKnownHostsFile={known_hosts_file} -o StrictHostKeyChecking=yes "
+                f"-o HostKeyAlias={host.plan.name}"
+            ),
         }
         if host.plan.accelerator in ("gpu", "tpu"):
             groups[host.plan.accelerator][host.plan.name] = None
@@ -72,12 +78,6 @@ def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: st
             "vars": {
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": key_file,
-                # Host keys are pinned per host name, so a port that changes on restart
-                # does not break verification and a host that changes its key is refused.
-                "ansible_ssh_common_args": (
-                    f"-o UserKnownHostsFile={known_hosts_file} -o StrictHostKeyChecking=yes "
-                    "-o HostKeyAlias={{ inventory_hostname }}"
-                ),
                 "fleetwarden_lab": True,
             },
             "children": {name: {"hosts": members} for name, members in groups.items()},

@@ -133,13 +133,19 @@ class Lab:
         self._ensure_key()
         self._ensure_network()
         by_name = {c["Config"]["Labels"]["io.fleetwarden.host"]: c for c in existing}
-        for plan in plans:
-            info = by_name.get(plan.name)
-            if info is None:
-                self._create_host(plan)
-            elif not info["State"]["Running"]:
-                self.log(f"  starting stopped host {plan.name}")
-                self.docker.run("start", self.container(plan.name))
+        created: list[str] = []
+        try:
+            for plan in plans:
+                info = by_name.get(plan.name)
+                if info is None:
+                    created.append(plan.name)
+                    self._create_host(plan)
+                elif not info["State"]["Running"]:
+                    self.log(f"  starting stopped host {plan.name}")
+                    self.docker.run("start", self.container(plan.name))
+        except LabError:
+            self._remove_hosts(created, drop_network=not existing)
+            raise
         states = [self._host_state(c) for c in self.containers()]
         states.sort(key=lambda s: [p.name for p in plans].index(s.plan.name))
         self._wait_ready(states)
@@ -149,6 +155,14 @@ class Lab:
         self.log(f"lab of {len(states)} hosts ready in {time.monotonic() - started:.1f} s; "
                  f"inventory: {self.paths.inventory_file.relative_to(self.paths.project)}")
         return states
+
+    def _remove_hosts(self, names: list[str], drop_network: bool) -> None:
+        """Undo a failed `up`: remove the hosts it created, and the network if it made it."""
+        for name in names:
+            self.docker.run("rm", "-f", "-v", self.container(name), check=False)
+            self.docker.run("volume", "rm", "-f", self.volume(name), check=False)
+        if drop_network:
+            self.docker.run("network", "rm", self.network, check=False)
 
     def _ensure_key(self) -> None:
         self.paths.state_dir.mkdir(mode=0o700, exist_ok=True)
