@@ -1,0 +1,27 @@
+"""Fixtures for the inventory plugin tests; the helpers live in inventory_testlib."""
+
+import pytest
+from ansible.inventory.data import InventoryData
+from ansible.parsing.dataloader import DataLoader
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write an inventory config and return its path; the name decides which plugin accepts it."""
+
+    def write(filename, text):
+        path = tmp_path / filename
+        path.write_text(text)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def inventory():
+    return InventoryData()
+
+
+@pytest.fixture
+def loader():
+    return DataLoader()
