@@ -1,0 +1,186 @@
+"""Unit tests for the fleetwarden.fleet.runpod inventory, against a loopback stub replaying recorded answers."""
+
+import json
+
+import pytest
+from ansible.errors import AnsibleParserError
+from ansible_collections.fleetwarden.fleet.plugins.inventory import runpod
+from inventory_testlib import ReplayServer, Sleeps, fixture_json, load_plugin
+
+API_KEY = "rpa_TESTKEY0123456789"
+AUTH = "Bearer " + API_KEY
+
+
+@pytest.fixture
+def plugin():
+    return load_plugin(runpod)
+
+
+@pytest.fixture
+def warnings(monkeypatch, plugin):
+    seen = []
+    monkeypatch.setattr(plugin.display, "warning", lambda message, *args, **kwargs: seen.append(message))
+    return seen
+
+
+def pods():
+    return fixture_json("runpod/pods.json")["data"]["myself"]["pods"]
+
+
+def config(server, extra=""):
+    return f"plugin: fleetwarden.fleet.runpod\napi_key: {API_KEY}\nendpoint: {server.url}/graphql\nretries: 0\n{extra}"
+
+
+# --- pure functions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        (pods()[0]["runtime"]["ports"], ("194.26.196.6", 40123)),  # the public mapping wins
+        (pods()[1]["runtime"]["ports"], ("100.65.40.2", 22)),  # only a private one
+        (pods()[3]["runtime"]["ports"], None),  # no port 22
+        ([{"ip": "1.2.3.4", "isIpPublic": True, "privatePort": 22, "publicPort": 2222, "type": "http"}], None),
+        (None, None),
+    ],
+)
+def test_ssh_address(ports, expected):
+    assert runpod.ssh_address(ports) == expected
+
+
+@pytest.mark.parametrize(
+    ("pod", "running"),
+    [
+        ({"desiredStatus": "RUNNING", "runtime": {"ports": []}}, True),
+        ({"desiredStatus": "RUNNING", "runtime": None}, False),
+        ({"desiredStatus": "EXITED", "runtime": None}, False),
+        ({"desiredStatus": "TERMINATED", "runtime": {"ports": []}}, False),
+    ],
+)
+def test_is_running(pod, running):
+    assert runpod.is_running(pod) is running
+
+
+def test_assign_hostnames_tells_duplicates_apart():
+    names = runpod.assign_hostnames(
+        [{"id": "a1", "name": "w"}, {"id": "b2", "name": "w"}, {"id": "c3", "name": "solo"}, {"id": "d4", "name": ""}]
+    )
+    assert names == {"a1": "w-a1", "b2": "w-b2", "c3": "solo", "d4": "d4"}
+
+
+def test_host_records_give_connection_vars_only_to_running_pods():
+    records = {name: (host, connection, running) for name, host, connection, running in runpod.host_records(pods())}
+    assert records["ray-worker-a100-0"][1] == {"ansible_host": "194.26.196.6", "ansible_port": 40123}
+    assert records["ray-worker-a100-0"][0]["runpod_gpu_type"] == "A100 80GB PCIe"
+    assert records["ray-worker-a100-2"][1:] == ({}, False)
+    assert records["notebook"][1:] == ({}, True)
+    assert records["ray-worker-h100-1"][0]["runpod_gpu_count"] == 8
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (fixture_json("runpod/graphql_error.json"), "RunPod GraphQL error: Something went wrong"),
+        ({"data": {"myself": None}}, "without data.myself"),
+        ([], "not a JSON object"),
+    ],
+)
+def test_pods_from_response_errors(document, message):
+    with pytest.raises(runpod.RunPodError, match=message):
+        runpod.pods_from_response(document)
+
+
+@pytest.mark.parametrize("url", ["http://api.runpod.io/graphql", "ftp://127.0.0.1/"])
+def test_check_endpoint_refuses_clear_text_to_remote_hosts(url):
+    with pytest.raises(runpod.RunPodError, match="https"):
+        runpod.check_endpoint(url)
+
+
+# --- HTTP against the loopback stub ------------------------------------------------------------
+
+
+def test_fetch_pods_sends_the_key_only_in_the_header():
+    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+        listed = runpod.fetch_pods(server.url + "/graphql", API_KEY)
+    assert [pod["id"] for pod in listed] == [pod["id"] for pod in pods()]
+    [(method, path, _token, body)] = server.requests
+    assert method == "POST"
+    assert path == "/graphql"
+    assert API_KEY.encode() not in body
+    assert "myself { pods {" in json.loads(body)["query"]
+
+
+def test_fetch_pods_retries_429_then_succeeds():
+    routes = {"/graphql": [(429, "runpod/rate_limited.json"), (200, "runpod/pods.json")]}
+    sleeps = Sleeps()
+    with ReplayServer(routes, AUTH) as server:
+        listed = runpod.fetch_pods(server.url + "/graphql", API_KEY, retries=2, sleep=sleeps)
+    assert len(listed) == 5
+    assert len(sleeps) == 1
+    assert len(server.requests) == 2
+
+
+def test_fetch_pods_gives_up_after_the_bounded_retries():
+    sleeps = Sleeps()
+    with ReplayServer({"/graphql": (503, "runpod/graphql_error.json")}, AUTH) as server:
+        with pytest.raises(runpod.RunPodError, match="HTTP 503"):
+            runpod.fetch_pods(server.url + "/graphql", API_KEY, retries=2, sleep=sleeps)
+    assert len(server.requests) == 3
+    assert len(sleeps) == 2
+
+
+def test_a_wrong_key_is_reported_without_the_key():
+    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, "Bearer other") as server:
+        with pytest.raises(runpod.RunPodError) as raised:
+            runpod.fetch_pods(server.url + "/graphql", API_KEY)
+    assert str(raised.value) == "RunPod rejected the API key (HTTP 401)"
+
+
+# --- parse() -----------------------------------------------------------------------------------
+
+
+def test_parse_against_the_stub(plugin, inventory, loader, write_config, warnings):
+    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+        keyed = "keyed_groups:\n  - key: runpod_gpu_count | string\n    prefix: gpus\n"
+        path = write_config("pods.runpod.yml", config(server, keyed))
+        plugin.parse(inventory, loader, path)
+    assert sorted(inventory.hosts) == [
+        "notebook",
+        "ray-worker-a100-0",
+        "ray-worker-a100-2",
+        "ray-worker-h100-1",
+        "ray-worker-l4-{{ 7 * 6 }}",
+    ]
+    a100 = inventory.get_host("ray-worker-a100-0").vars
+    assert (a100["ansible_host"], a100["ansible_port"]) == ("194.26.196.6", 40123)
+    assert sorted(host.name for host in inventory.groups["stopped"].get_hosts()) == [
+        "ray-worker-a100-2",
+        "ray-worker-l4-{{ 7 * 6 }}",
+    ]
+    for stopped in ("ray-worker-a100-2", "ray-worker-l4-{{ 7 * 6 }}"):
+        assert "ansible_host" not in inventory.get_host(stopped).vars
+        assert "ansible_port" not in inventory.get_host(stopped).vars
+    assert "notebook" not in [host.name for host in inventory.groups["stopped"].get_hosts()]
+    assert sorted(host.name for host in inventory.groups["gpus_8"].get_hosts()) == ["ray-worker-h100-1"]
+    assert len(inventory.groups["runpod_gpu_a100_80gb_pcie"].get_hosts()) == 2
+    assert warnings == ["fleetwarden.fleet.runpod: pod notebook runs but maps no TCP port 22; no ansible_host"]
+    every_value = json.dumps({name: host.vars for name, host in inventory.hosts.items()}, default=str)
+    assert API_KEY not in every_value
+
+
+def test_parse_reports_graphql_errors(plugin, inventory, loader, write_config):
+    with ReplayServer({"/graphql": (200, "runpod/graphql_error.json")}, AUTH) as server:
+        path = write_config("pods.runpod.yml", config(server))
+        with pytest.raises(AnsibleParserError, match=r"^fleetwarden\.fleet\.runpod: RunPod GraphQL error"):
+            plugin.parse(inventory, loader, path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [("apikey: x\n", "unknown option(s) apikey"), ("endpoint: http://api.runpod.io/graphql\n", "must be an https://")],
+)
+def test_malformed_config(plugin, inventory, loader, write_config, extra, message):
+    path = write_config("pods.runpod.yml", "plugin: fleetwarden.fleet.runpod\napi_key: k\n" + extra)
+    with pytest.raises(AnsibleParserError) as raised:
+        plugin.parse(inventory, loader, path)
+    assert message in str(raised.value)
