@@ -375,7 +375,7 @@ def _classify_death(observation, add_finding):
         add("config_error", "exit status {0}: {1}{2}".format(
             code, interpret_exit_code(code)["meaning"],
             "; docker says: " + state["Error"] if state.get("Error") else ""))
-    if code == 137:
+    if code == 137 and "oom_killed" not in added:
         add("sigkill", "exit status 137 and no OOM kill recorded for this container")
     if code == 143:
         add("sigterm", "exit status 143: " + EXIT_MEANINGS[143])

@@ -291,8 +291,9 @@ def test_diagnose_cause_and_remediation(obs, cause, remediation):
 
 def test_findings_list_every_match_in_precedence_order():
     obs = observation(137, state=exited(137, OOMKilled=True), ray_head=HEAD_DOWN, disks=FULL_DISK)
-    assert [finding["cause"] for finding in diag.classify(obs)] == [
-        "disk_full", "oom_killed", "head_unreachable", "sigkill"]
+    assert [finding["cause"] for finding in diag.classify(obs)] == ["disk_full", "oom_killed", "head_unreachable"]
+    obs = observation(1, log_lines=[TORCH_OOM], ray_head=HEAD_DOWN, mounts=LOST_MOUNT)
+    assert [finding["cause"] for finding in diag.classify(obs)] == ["mount_lost", "gpu_oom", "head_unreachable"]
 
 
 def test_gpu_oom_finding_quotes_the_log_line():

@@ -1,0 +1,399 @@
+#!/usr/bin/python
+# Copyright: fleetwarden maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+DOCUMENTATION = r"""
+module: container_diagnosis
+short_description: Tell why a worker container died, with the evidence and the remediation to apply
+description:
+  - Reads C(docker inspect), the last log lines, kernel OOM kills near the death (C(journalctl -k), else
+    C(dmesg)), space and inodes of docker's root and C(/), daemon health, mounts, and the Ray head's port.
+  - Returns one RV(cause), the RV(findings) behind it, a RV(recommendation) and the RV(remediation) id that
+    C(playbooks/recover.yml) applies. Read-only. Causes, precedence and remediation ids are in C(docs/diagnosis.md).
+version_added: 0.1.0
+author:
+  - fleetwarden maintainers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; check mode changes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+options:
+  name:
+    description: Name or ID of the container.
+    type: str
+    required: true
+  unit:
+    description: The systemd unit that supervises the container; for evidence only (state, restart count).
+    type: str
+  image:
+    description: The worker's image; tells V(image_missing) from V(unknown) when the container does not exist.
+    type: str
+  log_lines:
+    description: How many of the container's last log lines (stdout and stderr, interleaved) to read.
+    type: int
+    default: 50
+  mounts:
+    description: Mount points the worker needs (its gcsfuse mounts); each must be mounted and answer C(stat).
+    type: list
+    elements: str
+    default: []
+  mount_namespace:
+    description: Check O(mounts) on the V(host), or inside the running V(container) (a dead one's went with it).
+    type: str
+    choices: [host, container]
+    default: host
+  ray_head_address:
+    description: Ray head (GCS) as C(host:port), C([v6addr]:port), or C(host) for port 6379. Checked with a TCP connect.
+    type: str
+  connect_timeout:
+    description: Seconds to wait for the Ray head TCP connect and for each mount's C(stat).
+    type: float
+    default: 3
+  docker_timeout:
+    description: Seconds C(docker info) may take before the daemon counts as hung (needs C(timeout) from coreutils).
+    type: int
+    default: 20
+  disk_full_threshold_pct:
+    description: Block or inode use, in percent, at or above which docker's root or C(/) counts as full.
+    type: int
+    default: 95
+  oom_window_s:
+    description: Kernel OOM kills up to this many seconds before the container finished count as its death.
+    type: int
+    default: 300
+  repeat_window_s:
+    description: Window, in seconds, in which OOM deaths are counted for RV(repeat).
+    type: int
+    default: 3600
+  repeat_threshold:
+    description: OOM deaths within O(repeat_window_s), this one included, that make the remediation V(report_only).
+    type: int
+    default: 3
+  history:
+    description: Earlier RV(record)s of this worker, kept by the caller (C(recover.yml)), to count repeated OOMs.
+    type: list
+    elements: dict
+    default: []
+  include_sensitive:
+    description: Return env values and log lines unredacted. Off by default; secrets are replaced by C(<redacted>).
+    type: bool
+    default: false
+requirements:
+  - the docker CLI on the host
+seealso:
+  - module: fleetwarden.fleet.gpu_facts
+  - module: fleetwarden.fleet.node_facts
+"""
+
+EXAMPLES = r"""
+- name: Diagnose the Ray worker
+  fleetwarden.fleet.container_diagnosis:
+    name: ray-worker
+    unit: ray-worker.service
+    image: "{{ worker_image }}"
+    mounts: [/mnt/gcsfuse]
+    ray_head_address: "{{ ray_head_ip }}:6379"
+    history: "{{ worker_diagnoses | default([]) }}"
+  register: diagnosis
+
+- name: Say what happened
+  ansible.builtin.debug:
+    msg: "{{ diagnosis.cause }} -> {{ diagnosis.remediation }}: {{ diagnosis.recommendation }}"
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the container exists.
+  returned: always
+  type: bool
+container_id:
+  description: Full container ID, or V(null).
+  returned: always
+  type: str
+cause:
+  description: One of running, normal_exit, oom_killed, gpu_oom, segfault, sigterm, sigkill, disk_full,
+    daemon_down, mount_lost, head_unreachable, image_missing, config_error, unknown.
+  returned: always
+  type: str
+  sample: oom_killed
+findings:
+  description: Every cause that matched, in precedence order (the first is RV(cause)), each with the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{cause: oom_killed, reason: docker inspect State.OOMKilled is true (exit status 137)}]
+remediation:
+  description: What recover.yml does - none, recreate_worker, prune_and_recreate, start_docker,
+    remount_and_restart, wait_for_head_and_rejoin, or report_only (no automatic action).
+  returned: always
+  type: str
+  sample: recreate_worker
+recommendation:
+  description: What happened and what to do, for a person.
+  returned: always
+  type: str
+repeat:
+  description: OOM deaths counted in the window; C(repeated) turns the remediation into V(report_only).
+  returned: always
+  type: dict
+  sample: {count: 1, window_s: 3600, threshold: 3, repeated: false}
+record:
+  description: This diagnosis in the shape O(history) takes; append it to the worker's history.
+  returned: always
+  type: dict
+  sample: {cause: oom_killed, at: 1709648551.567, container_id: 3f1c...}
+evidence:
+  description: The facts behind the cause (docker inspect State, exit meaning, limits, redacted env, log lines,
+    kernel OOM events, disks, daemon, mounts, Ray head, unit); every key is described in docs/diagnosis.md.
+  returned: always
+  type: dict
+"""
+
+# Module anatomy (community.docker): imports follow DOCUMENTATION, EXAMPLES and RETURN.
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag  # noqa: E402
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402
+
+DEFAULT_DOCKER_ROOT = "/var/lib/docker"
+
+
+# Host access, kept in small functions so that tests can replace them.
+def now():
+    return time.time()
+
+
+def read_text(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def statvfs(path):
+    return os.statvfs(path)
+
+
+def probe_path(path, timeout):
+    """None when stat(path) answers within timeout, else the error: a dead FUSE mount hangs or says ENOTCONN."""
+    outcome = {}
+
+    def stat():
+        try:
+            os.stat(path)
+            outcome["error"] = None
+        except OSError as exc:
+            outcome["error"] = exc.strerror or str(exc)
+
+    worker = threading.Thread(target=stat)
+    worker.daemon = True
+    worker.start()
+    worker.join(timeout)
+    return outcome.get("error", "stat did not answer within {0} s".format(timeout))
+
+
+def probe_tcp(host, port, timeout):
+    try:
+        socket.create_connection((host, port), timeout).close()
+        return None
+    except (OSError, socket.timeout) as exc:
+        return str(exc) or exc.__class__.__name__
+
+
+class ContainerDiagnosis:
+    """Collects the observation, hands it to _diagnosis.diagnose() and shapes the result."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.docker = module.get_bin_path("docker", required=True)
+
+    def run(self):
+        params = self.params
+        daemon = self.check_daemon()
+        if not daemon["healthy"] and diag.daemon_error_kind(daemon["error"]) == "permission":
+            self.module.fail_json(msg="No access to the Docker daemon (run with become): " + daemon["error"])
+        container = self.inspect() if daemon["healthy"] else None
+        state = (container or {}).get("State") or {}
+        container_id = (container or {}).get("Id")
+        image_present = None
+        if daemon["healthy"] and container is None and params["image"]:
+            image_present = self.image_present(params["image"])
+        log_tail, log_error = self.read_logs() if container else ([], None)
+        if not params["include_sensitive"]:
+            log_tail = [diag.redact_text(line) for line in log_tail]
+        log_text = [diag.strip_docker_timestamp(line)[1] for line in log_tail]
+
+        running = diag.is_running(state)
+        at = (None if running else node.parse_timestamp(state.get("FinishedAt"))) or now()
+        kernel_source, events = self.kernel_oom_events(at)
+        near, kernel_kills = diag.select_oom_events(events, container_id, at, params["oom_window_s"],
+                                               params["repeat_window_s"])
+        evidence = diag.container_evidence(container, params["include_sensitive"])
+        evidence.update(
+            image=evidence["image"] or params["image"], image_present=image_present, log_tail=log_tail,
+            log_error=log_error, log_matches=diag.find_gpu_oom(log_text) + diag.find_enospc(log_text),
+            kernel_log_source=kernel_source, kernel_oom_events=events, daemon=daemon,
+            disks=self.check_disks(daemon["root_dir"] or DEFAULT_DOCKER_ROOT),
+            mounts=self.check_mounts(state.get("Pid") if running else None),
+            ray_head=self.check_head(), unit=self.unit_status())
+        observation = {
+            "name": params["name"], "exists": container is not None, "container_id": container_id,
+            "image": evidence["image"], "image_present": image_present, "daemon": daemon, "state": state,
+            "log_lines": log_text, "oom_events": near, "disks": evidence["disks"], "mounts": evidence["mounts"],
+            "ray_head": evidence["ray_head"], "memory_limit": evidence["memory_limit_bytes"],
+            "shm_size": evidence["shm_size_bytes"],
+        }
+        result = diag.diagnose(observation, params["history"], params["repeat_window_s"], params["repeat_threshold"],
+                          at, kernel_kills)
+        result["evidence"] = evidence
+        result.update(
+            exists=container is not None, container_id=container_id,
+            record={"cause": result["cause"], "at": at, "container_id": container_id})
+        return result
+
+    def _docker(self, *args):
+        return self.module.run_command([self.docker, *args])
+
+    def check_daemon(self):
+        argv = [self.docker, "info", "--format", "{{json .}}"]
+        timeout = self.module.get_bin_path("timeout")
+        if timeout:
+            argv = [timeout, str(self.params["docker_timeout"]), *argv]
+        rc, out, err = self.module.run_command(argv)
+        if rc == 124 and timeout:
+            err = "docker info did not answer within {0} s".format(self.params["docker_timeout"])
+        return diag.parse_docker_info(rc, out, err)
+
+    def inspect(self):
+        rc, out, err = self._docker("inspect", "--type", "container", self.params["name"])
+        if rc != 0:
+            if "no such container" in (err or "").lower():
+                return None
+            self.module.fail_json(msg="docker inspect failed: " + (err or out).strip(), rc=rc)
+        return json.loads(out)[0]
+
+    def image_present(self, image):
+        rc, _out, err = self._docker("image", "inspect", "--format", "{{.Id}}", image)
+        if rc == 0:
+            return True
+        return False if "no such image" in (err or "").lower() else None
+
+    def read_logs(self):
+        rc, out, err = self._docker("logs", "--tail", str(self.params["log_lines"]), "--timestamps",
+                                    self.params["name"])
+        if rc != 0:
+            return [], (err or out).strip()
+        return diag.merge_docker_logs(out, err, self.params["log_lines"]), None
+
+    def kernel_oom_events(self, at):
+        since = int(at - max(self.params["oom_window_s"], self.params["repeat_window_s"]))
+        journalctl = self.module.get_bin_path("journalctl")
+        if journalctl:
+            rc, out, _err = self.module.run_command([
+                journalctl, "-k", "-q", "--no-pager", "-o", "short-iso",
+                "--since", "@{0}".format(since), "--until", "@{0}".format(int(at) + 60)])
+            if rc == 0 and out.strip():  # empty where journald does not read the kernel ring (containers)
+                return "journalctl", node.parse_kernel_oom_events(out)
+        dmesg = self.module.get_bin_path("dmesg")
+        if dmesg:
+            rc, out, _err = self.module.run_command([dmesg, "--time-format", "iso"])
+            if rc == 0:
+                events = [event for event in node.parse_kernel_oom_events(out)
+                          if event["time"] is None or since <= event["time"] <= at + 60]
+                return "dmesg", events
+        return "none", []
+
+    def check_disks(self, docker_root):
+        disks = []
+        for path in (docker_root, "/"):
+            if any(disk["path"] == path for disk in disks):
+                continue
+            try:
+                disks.append(node.disk_usage(path, statvfs(path), self.params["disk_full_threshold_pct"]))
+            except OSError as exc:
+                disks.append({"path": path, "error": exc.strerror or str(exc), "full": False})
+        return disks
+
+    def check_mounts(self, pid):
+        in_container = self.params["mount_namespace"] == "container"
+        if in_container and not pid:
+            return [{"path": path, "checked": False, "healthy": None, "mounted": None, "fstype": None,
+                     "error": "container is not running; its mounts went with it"}
+                    for path in self.params["mounts"]]
+        prefix = "/proc/{0}".format(pid) if in_container else "/proc/self"
+        table = node.parse_mountinfo(read_text(prefix + "/mountinfo")) if self.params["mounts"] else []
+        results = []
+        for path in self.params["mounts"]:
+            mount = node.find_mount(table, path)
+            error = "not mounted" if mount is None else probe_path(
+                (prefix + "/root" if in_container else "") + path, self.params["connect_timeout"])
+            results.append({"path": path, "checked": True, "healthy": error is None, "mounted": mount is not None,
+                            "fstype": mount["fstype"] if mount else None, "error": error})
+        return results
+
+    def check_head(self):
+        address = self.params["ray_head_address"]
+        if not address:
+            return None
+        try:
+            host, port = diag.parse_host_port(address)
+        except ValueError as exc:
+            self.module.fail_json(msg="ray_head_address {0!r}: {1}".format(address, exc))
+        error = probe_tcp(host, port, self.params["connect_timeout"])
+        return {"address": address, "reachable": error is None, "error": error}
+
+    def unit_status(self):
+        unit = self.params["unit"]
+        systemctl = self.module.get_bin_path("systemctl") if unit else None
+        if not systemctl:
+            return None
+        rc, out, err = self.module.run_command([
+            systemctl, "show", "--property=ActiveState,SubState,Result,NRestarts,ExecMainStatus", unit])
+        status = diag.parse_systemctl_show(out) if rc == 0 else {"error": (err or out).strip()}
+        status["name"] = unit
+        return status
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        unit=dict(type="str"),
+        image=dict(type="str"),
+        log_lines=dict(type="int", default=50),
+        mounts=dict(type="list", elements="str", default=[]),
+        mount_namespace=dict(type="str", choices=["host", "container"], default="host"),
+        ray_head_address=dict(type="str"),
+        connect_timeout=dict(type="float", default=3),
+        docker_timeout=dict(type="int", default=20),
+        disk_full_threshold_pct=dict(type="int", default=95),
+        oom_window_s=dict(type="int", default=300),
+        repeat_window_s=dict(type="int", default=3600),
+        repeat_threshold=dict(type="int", default=3),
+        history=dict(type="list", elements="dict", default=[]),
+        include_sensitive=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    result = ContainerDiagnosis(module).run()
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
