@@ -31,7 +31,8 @@ description:
     per project (all zones at once), following C(aggregatedList_next), and keeps those with C(guestAccelerators).
   - Uses google-api-python-client with its bundled static discovery document C(compute v1).
   - Warns about unreachable zones, whose instances are then missing.
-  - The config file name must end in C(.gce_gpu.yml) or C(.gce_gpu.yaml).
+  - The config file name must end in C(gce_gpu.yml) or C(gce_gpu.yaml), as with aws_ec2, for example
+    C(inventory/prod/fleet.gce_gpu.yml) or C(inventory/sample/gce_gpu.yml).
   - The inventory hostname is the instance name.
   - "Host vars: C(gce_name), C(gce_project), C(gce_zone), C(gce_machine_type), C(gce_status),
     C(gce_accelerator_type), C(gce_accelerator_count) (the sum over all attached accelerators),
@@ -201,7 +202,7 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
     HOSTNAME_VARS = (("external_ip", "gce_external_ip"), ("internal_ip", "gce_internal_ip"))
 
     def verify_file(self, path):
-        return super().verify_file(path) and path.endswith((".gce_gpu.yml", ".gce_gpu.yaml"))
+        return super().verify_file(path) and path.endswith(("gce_gpu.yml", "gce_gpu.yaml"))
 
     def make_unsafe(self, value):
         return make_unsafe_tree(value, wrap_var)

@@ -37,7 +37,8 @@ description:
   - When the all-zones listing fails (other than for permissions), lists the zones one by one instead.
   - Follows pagination and warns about unreachable locations, whose nodes are then missing.
   - Uses google-api-python-client with its bundled static discovery document C(tpu v2).
-  - The config file name must end in C(.gcp_tpu.yml) or C(.gcp_tpu.yaml).
+  - The config file name must end in C(gcp_tpu.yml) or C(gcp_tpu.yaml), as with aws_ec2, for example
+    C(inventory/prod/fleet.gcp_tpu.yml) or C(inventory/sample/gcp_tpu.yml).
   - The inventory hostname is the node name for a single-host node and C(<node>-w<index>) for each worker of a
     multi-host slice. A node with no endpoints yet (creating, preempted) still gets one host, worker 0.
   - "Host vars: C(tpu_node_name), C(tpu_project), C(tpu_zone), C(tpu_worker_index), C(tpu_worker_count),
@@ -227,7 +228,7 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
     HOSTNAME_VARS = (("external_ip", "tpu_external_ip"), ("internal_ip", "tpu_internal_ip"))
 
     def verify_file(self, path):
-        return super().verify_file(path) and path.endswith((".gcp_tpu.yml", ".gcp_tpu.yaml"))
+        return super().verify_file(path) and path.endswith(("gcp_tpu.yml", "gcp_tpu.yaml"))
 
     def make_unsafe(self, value):
         return make_unsafe_tree(value, wrap_var)

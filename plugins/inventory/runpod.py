@@ -25,7 +25,8 @@ description:
     a public IP is preferred over a private one.
   - A pod that is not running (its desired status is not V(RUNNING), or it has no runtime yet) goes into the
     C(stopped) group and gets no connection vars.
-  - The config file name must end in C(.runpod.yml) or C(.runpod.yaml).
+  - The config file name must end in C(runpod.yml) or C(runpod.yaml), as with aws_ec2, for example
+    C(inventory/prod/fleet.runpod.yml) or C(inventory/sample/runpod.yml).
   - The inventory hostname is the pod name; pods that share a name are told apart as C(<name>-<pod id>).
   - "Host vars: C(runpod_id), C(runpod_name), C(runpod_desired_status), C(runpod_gpu_type), C(runpod_gpu_count),
     C(runpod_image), C(runpod_cost_per_hr), C(runpod_uptime_seconds)."
@@ -236,7 +237,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "fleetwarden.fleet.runpod"
 
     def verify_file(self, path):
-        return super().verify_file(path) and path.endswith((".runpod.yml", ".runpod.yaml"))
+        return super().verify_file(path) and path.endswith(("runpod.yml", "runpod.yaml"))
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path)

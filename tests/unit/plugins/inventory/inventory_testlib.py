@@ -22,6 +22,7 @@ from ansible_collections.fleetwarden.fleet.plugins.doc_fragments import gcp as g
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
+SAMPLES = Path(__file__).resolve().parents[4] / "inventory" / "sample"
 GCP_FIXTURES = FIXTURES / "gcp"
 
 

@@ -142,3 +142,59 @@ def test_runpod_graph_and_host(config_file):
     assert host_vars["runpod_gpu_type"] == "A100 80GB PCIe"
     for output in (graph, graph_err, host, host_err):
         assert api_key not in output
+
+
+def test_recover_play_recreates_only_preempted_and_terminated_nodes(config_file):
+    """playbooks/recover_preempted_tpu.yml in check mode: inventory and module both on the replay server."""
+    routes = {
+        TPU_NODES: (200, "gcp/tpu/nodes_page1.json"),
+        TPU_NODES + "?pageToken=" + page_token("gcp/tpu/nodes_page1.json"): (200, "gcp/tpu/nodes_page2.json"),
+        TPU_NODES + "?pageToken=" + page_token("gcp/tpu/nodes_page2.json"): (200, "gcp/tpu/nodes_page3.json"),
+        "/v2/projects/fw-ml-prod/locations/us-central2-b/nodes/train-v4-8-c": (200, "gcp/tpu/node_preempted.json"),
+        "/v2/projects/fw-ml-prod/locations/europe-west4-a/nodes/old-v3-8": (200, "gcp/tpu/node_terminated.json"),
+    }
+    env = dict(
+        os.environ,
+        GCP_AUTH_KIND="accesstoken",
+        GCP_ACCESS_TOKEN=TOKEN,
+        ANSIBLE_INVENTORY_UNPARSED_FAILED="true",
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+    )
+    with ReplayServer(routes, "Bearer " + TOKEN) as server:
+        path = config_file(
+            "fleet.gcp_tpu.yml",
+            f"plugin: fleetwarden.fleet.gcp_tpu\nprojects: [fw-ml-prod]\nendpoint: {server.url}/\n",
+        )
+        completed = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i",
+                path,
+                "playbooks/recover_preempted_tpu.yml",
+                "--check",
+                "--tags",
+                "tpu_recreate",
+                "-e",
+                f"tpu_api_endpoint={server.url}/",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    report = json.loads(completed.stdout)
+    recreate = report["plays"][0]["tasks"][1]["hosts"]
+    assert sorted(recreate) == ["old-v3-8", "train-v4-8-c"]
+    for result in recreate.values():
+        assert result["changed"] is True
+        assert result["actions"] == ["delete", "create"]
+    assert sorted(report["stats"]) == ["old-v3-8", "train-v4-8-c"]
+    module_calls = [(method, path) for method, path, _, _ in server.requests if "/nodes/" in path]
+    assert sorted(module_calls) == [
+        ("GET", "/v2/projects/fw-ml-prod/locations/europe-west4-a/nodes/old-v3-8?alt=json"),
+        ("GET", "/v2/projects/fw-ml-prod/locations/us-central2-b/nodes/train-v4-8-c?alt=json"),
+    ]
+    assert TOKEN not in completed.stdout + completed.stderr

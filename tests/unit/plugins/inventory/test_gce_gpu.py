@@ -1,11 +1,19 @@
 """Unit tests for the fleetwarden.fleet.gce_gpu inventory on recorded aggregatedList pages."""
 
 import pytest
+import yaml
+from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import gce_gpu
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller, build_service
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
+    ApiCaller,
+    build_service,
+    unknown_options,
+    validate_filters,
+    validate_hostnames,
+)
 from googleapiclient.http import HttpMockSequence
-from inventory_testlib import Sleeps, fixture_json, load_plugin, ok, status, wire_http
+from inventory_testlib import SAMPLES, Sleeps, fixture_json, load_plugin, ok, status, wire_http
 
 PAGES = [
     ok("compute/instances_aggregated_page1.json"),
@@ -226,3 +234,13 @@ def test_malformed_config_gives_a_clear_error(plugin, inventory, loader, write_c
     with pytest.raises(AnsibleParserError, match=r"^fleetwarden\.fleet\.gce_gpu: ") as raised:
         plugin.parse(inventory, loader, path)
     assert message in str(raised.value)
+
+
+def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
+    path = SAMPLES / "gce_gpu.yml"
+    config = yaml.safe_load(path.read_text())
+    assert plugin.verify_file(str(path))
+    assert config["plugin"] == plugin.NAME
+    assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
+    validate_hostnames(config["hostnames"])
+    validate_filters(config.get("filters", {}))

@@ -1,11 +1,19 @@
 """Unit tests for the fleetwarden.fleet.gcp_tpu inventory: paging, shaping and parse() on recorded pages."""
 
 import pytest
+import yaml
+from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import gcp_tpu
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller, build_service
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
+    ApiCaller,
+    build_service,
+    unknown_options,
+    validate_filters,
+    validate_hostnames,
+)
 from googleapiclient.http import HttpMockSequence
-from inventory_testlib import Sleeps, fixture_json, load_plugin, ok, status, wire_http
+from inventory_testlib import SAMPLES, Sleeps, fixture_json, load_plugin, ok, status, wire_http
 
 PAGES = [ok("tpu/nodes_page1.json"), ok("tpu/nodes_page2.json"), ok("tpu/nodes_page3.json")]
 BASE_CONFIG = "plugin: fleetwarden.fleet.gcp_tpu\nprojects: [fw-ml-prod]\n"
@@ -49,8 +57,9 @@ def group_hosts(inventory, group):
     [
         ("prod.gcp_tpu.yml", True),
         ("prod.gcp_tpu.yaml", True),
-        ("gcp_tpu.yml", False),
+        ("gcp_tpu.yml", True),
         ("prod.gce_gpu.yml", False),
+        ("gcp_tpu.yml.bak", False),
         ("prod.yml", False),
     ],
 )
@@ -308,3 +317,13 @@ def test_refresh_ignores_the_cache_and_rewrites_it(plugin, inventory, loader, wr
     plugin.parse(inventory, loader, path, cache=False)
     assert len(http.request_sequence) == 3
     assert plugin._cache[plugin.get_cache_key(path)][0][0] == "old-v3-8"
+
+
+def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
+    path = SAMPLES / "gcp_tpu.yml"
+    config = yaml.safe_load(path.read_text())
+    assert plugin.verify_file(str(path))
+    assert config["plugin"] == plugin.NAME
+    assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
+    validate_hostnames(config["hostnames"])
+    validate_filters(config.get("filters", {}))

@@ -3,9 +3,12 @@
 import json
 
 import pytest
+import yaml
+from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import runpod
-from inventory_testlib import ReplayServer, Sleeps, fixture_json, load_plugin
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import unknown_options
+from inventory_testlib import SAMPLES, ReplayServer, Sleeps, fixture_json, load_plugin
 
 API_KEY = "rpa_TESTKEY0123456789"
 AUTH = "Bearer " + API_KEY
@@ -184,3 +187,11 @@ def test_malformed_config(plugin, inventory, loader, write_config, extra, messag
     with pytest.raises(AnsibleParserError) as raised:
         plugin.parse(inventory, loader, path)
     assert message in str(raised.value)
+
+
+def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
+    path = SAMPLES / "runpod.yml"
+    config = yaml.safe_load(path.read_text())
+    assert plugin.verify_file(str(path))
+    assert config["plugin"] == plugin.NAME
+    assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
