@@ -1,0 +1,244 @@
+# Copyright: fleetwarden maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Filters that shape diagnose.yml's and recover.yml's reports and keep secrets out of them.
+
+- ``fleetwarden.fleet.recovery_worker_entry``: one worker's diagnosis (container_diagnosis's result) plus what
+  recover.yml did -> the report's entry for that worker (``schemas/diagnosis-report.schema.json``).
+- ``fleetwarden.fleet.recovery_host_report`` / ``recovery_fleet_report``: the per-host and fleet documents.
+- ``fleetwarden.fleet.recovery_summary``: a report -> the short human summary (host, worker, cause, action,
+  recommendation), one line per worker.
+- ``fleetwarden.fleet.redact_inspect`` / ``redact_log``: `docker inspect` output and log text with secrets
+  masked, as container_diagnosis masks them, unless ``include_sensitive``.
+- ``fleetwarden.fleet.worker_mount_points``: a worker's ``gcsfuse_mounts`` (dicts or paths) -> mount points.
+- ``fleetwarden.fleet.recovery_histories``: slurp results of history.json files -> {worker: [records]}.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import copy
+import json
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import (
+    REDACTED,
+    is_sensitive_key,
+    redact_env,
+    redact_text,
+)
+
+SCHEMA_VERSION = 1
+# What recover.yml does for each remediation id (docs/recovery.md).
+ACTIONS = {
+    "none": "none",
+    "recreate_worker": "recreated",
+    "prune_and_recreate": "pruned_and_recreated",
+    "start_docker": "started_docker_and_recreated",
+    "remount_and_restart": "remounted_and_restarted",
+    "wait_for_head_and_rejoin": "waited_for_head_and_rejoined",
+    "report_only": "report_only",
+}
+_DIAGNOSIS_KEYS = ("exists", "container_id", "cause", "findings", "remediation", "recommendation", "repeat",
+                   "record", "evidence")
+
+
+def redact_log(text, include_sensitive=False):
+    """Log text with secret-shaped values masked (the module's masking), unless include_sensitive."""
+    if include_sensitive or not text:
+        return text or ""
+    return "\n".join(redact_text(line) for line in text.split("\n"))
+
+
+def redact_inspect(inspect, include_sensitive=False):
+    """`docker inspect` output (a list of objects) with Config.Env values, Args and Cmd masked."""
+    if include_sensitive:
+        return inspect
+    result = copy.deepcopy(inspect)
+    for item in result if isinstance(result, list) else [result]:
+        if not isinstance(item, dict):
+            continue
+        config = item.get("Config") or {}
+        if isinstance(config.get("Env"), list):
+            config["Env"] = ["%s=%s" % pair for pair in redact_env(config["Env"]).items()]
+        for holder, key in ((item, "Args"), (config, "Cmd"), (config, "Entrypoint")):
+            if isinstance(holder.get(key), list):
+                holder[key] = [redact_text(arg) if isinstance(arg, str) else arg for arg in holder[key]]
+        labels = config.get("Labels")
+        if isinstance(labels, dict):
+            config["Labels"] = {k: REDACTED if is_sensitive_key(k) else redact_text(str(v))
+                                for k, v in labels.items()}
+    return result
+
+
+def worker_mount_points(mounts):
+    """Mount points of a worker's gcsfuse_mounts: entries are dicts with `mountpoint`, or paths."""
+    points = []
+    for mount in mounts or []:
+        point = mount.get("mountpoint") if isinstance(mount, dict) else mount
+        if not isinstance(point, str) or not point.startswith("/"):
+            raise AnsibleFilterError("worker_mount_points: %r has no absolute mountpoint" % (mount,))
+        points.append(point)
+    return points
+
+
+def recovery_histories(slurp_results):
+    """{worker: [record, ...]} from a looped slurp of history.json files; missing or broken files give []."""
+    histories = {}
+    for result in slurp_results or []:
+        name = result.get("worker") or (result.get("item") or {}).get("name")
+        records = []
+        if not result.get("failed") and result.get("content"):
+            try:
+                records = json.loads(base64.b64decode(result["content"]).decode("utf-8"))
+            except (ValueError, TypeError):
+                records = []
+        histories[name] = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    return histories
+
+
+def recovery_worker_entry(diagnosis, worker, action=None, healthy=None, incident_dir=None, seconds=None):
+    """One worker's report entry: the diagnosis's keys, the unit, and what recover.yml did."""
+    if not isinstance(diagnosis, dict) or not isinstance(worker, dict):
+        raise AnsibleFilterError("recovery_worker_entry: needs a diagnosis dict and a worker dict")
+    entry = {"worker": worker.get("name"), "unit": "fleetwarden-worker-%s.service" % worker.get("name")}
+    for key in _DIAGNOSIS_KEYS:
+        entry[key] = diagnosis.get(key)
+    if diagnosis.get("failed"):
+        entry["cause"] = "unknown"
+        entry["remediation"] = "report_only"
+        entry["recommendation"] = "The diagnosis failed: %s" % diagnosis.get("msg", "no message")
+        entry["findings"] = []
+    entry["action"] = action if action is not None else "none"
+    entry["healthy"] = healthy
+    entry["incident_dir"] = incident_dir
+    entry["recovery_seconds"] = seconds
+    return entry
+
+
+def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path, generated_at, recovered=False,
+                         healthy=None, incident_dirs=None, seconds=None, node=None, gpu=None,
+                         include_sensitive=False):
+    """The per-host report document from container_diagnosis's looped results (each with `item`, the worker).
+
+    `recovered`: recover.yml acted on the faulty workers (diagnose.yml does not); `healthy` and
+    `incident_dirs` map worker names to the verification result and the evidence directory.
+    """
+    healthy = healthy or {}
+    incident_dirs = incident_dirs or {}
+    entries = []
+    for result in diagnosis_results or []:
+        worker = result.get("item") or {}
+        name = worker.get("name")
+        faulty = result.get("remediation") != "none"
+        action = ACTIONS.get(result.get("remediation"), "none") if recovered and faulty else "none"
+        entries.append(recovery_worker_entry(
+            result, worker, action=action,
+            healthy=healthy.get(name, None if faulty else True),
+            incident_dir=incident_dirs.get(name), seconds=seconds if recovered and faulty else None))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "host",
+        "playbook": playbook,
+        "run_id": run_id,
+        "generated_at": generated_at,
+        "host": host,
+        "report_path": report_path,
+        "include_sensitive": bool(include_sensitive),
+        "healthy": all(e.get("healthy") is True for e in entries),
+        "needs_attention": [e["worker"] for e in entries if e.get("remediation") == "report_only"
+                            or e.get("healthy") is False],
+        "workers": entries,
+        "node": _strip(node),
+        "gpu": _strip(gpu),
+    }
+
+
+def _strip(result):
+    """A fact module's result without Ansible's bookkeeping keys."""
+    if not isinstance(result, dict):
+        return None
+    return {k: v for k, v in result.items()
+            if k not in ("ansible_facts", "changed", "failed", "invocation", "warnings", "deprecations")}
+
+
+def recovery_fleet_report(host_reports, playbook, run_id, report_path, generated_at, target=None):
+    """The fleet document: every host's summary rows, with where each host report lies."""
+    hosts = [r for r in host_reports or [] if isinstance(r, dict)]
+    rows = []
+    for report in hosts:
+        for entry in report.get("workers", []):
+            rows.append({"host": report.get("host"), "worker": entry.get("worker"), "cause": entry.get("cause"),
+                         "action": entry.get("action"), "healthy": entry.get("healthy"),
+                         "recommendation": entry.get("recommendation")})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "fleet",
+        "playbook": playbook,
+        "run_id": run_id,
+        "generated_at": generated_at,
+        "target": target,
+        "report_path": report_path,
+        "hosts": [{"host": r.get("host"), "report_path": r.get("report_path"), "healthy": r.get("healthy"),
+                   "needs_attention": r.get("needs_attention", [])} for r in hosts],
+        "workers": rows,
+    }
+
+
+def recovery_summary(report):
+    """Short human summary of a host or fleet report: one line per worker."""
+    if report.get("kind") == "fleet":
+        rows = report.get("workers", [])
+    else:
+        rows = [dict(e, host=report.get("host")) for e in report.get("workers", [])]
+    lines = ["%s %s report %s, written to %s" % (report.get("playbook"), report.get("kind"), report.get("run_id"),
+                                                 report.get("report_path"))]
+    if not rows:
+        lines.append("no workers declared")
+    for row in rows:
+        state = {True: "healthy", False: "UNHEALTHY", None: "-"}[row.get("healthy")]
+        lines.append("%s  %s  %s  %s  %s: %s" % (row.get("host"), row.get("worker"), row.get("cause"),
+                                                 row.get("action") or "none", state, row.get("recommendation")))
+    return "\n".join(lines) + "\n"
+
+
+def recovery_verdicts(probe_results, ray_nodes=None, ray_workers=None, node_ip=None):
+    """{worker: healthy} for recreated workers: the probe passed (rc 0, not "false" from docker inspect's
+    State.Running) and, for `ray_workers`, `ray_nodes` (the head's `ray list nodes --format json` result)
+    lists `node_ip` ALIVE."""
+    ray_alive = False
+    if isinstance(ray_nodes, dict) and ray_nodes.get("rc") == 0:
+        try:
+            nodes = json.loads(ray_nodes.get("stdout") or "[]")
+        except ValueError:
+            nodes = []
+        ray_alive = any(isinstance(n, dict) and n.get("state") == "ALIVE" and n.get("node_ip") == node_ip
+                        for n in nodes if isinstance(nodes, list))
+    verdicts = {}
+    for result in probe_results or []:
+        name = (result.get("item") or {}).get("name")
+        ok = result.get("rc") == 0 and (result.get("stdout") or "").strip() != "false"
+        if name in (ray_workers or []):
+            ok = ok and ray_alive
+        verdicts[name] = ok
+    return verdicts
+
+
+def _wrap(func):
+    def filter_func(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise AnsibleFilterError("%s: %s" % (func.__name__, exc)) from exc
+
+    filter_func.__name__ = func.__name__
+    filter_func.__doc__ = func.__doc__
+    return filter_func
+
+
+class FilterModule(object):
+    def filters(self):
+        return {func.__name__: _wrap(func) for func in (
+            redact_log, redact_inspect, worker_mount_points, recovery_histories, recovery_worker_entry, recovery_verdicts,
+            recovery_host_report, recovery_fleet_report, recovery_summary)}
