@@ -7,10 +7,12 @@
 - ``fleetwarden.fleet.recovery_host_report`` / ``recovery_fleet_report``: the per-host and fleet documents.
 - ``fleetwarden.fleet.recovery_summary``: a report -> the short human summary (host, worker, cause, action,
   recommendation), one line per worker.
-- ``fleetwarden.fleet.redact_inspect`` / ``redact_log``: `docker inspect` output and log text with secrets
-  masked, as container_diagnosis masks them, unless ``include_sensitive``.
 - ``fleetwarden.fleet.worker_mount_points``: a worker's ``gcsfuse_mounts`` (dicts or paths) -> mount points.
-- ``fleetwarden.fleet.recovery_histories``: slurp results of history.json files -> {worker: [records]}.
+- ``fleetwarden.fleet.recovery_histories``: slurp of the host's history.json -> {worker: [records]}.
+- ``fleetwarden.fleet.recovery_verdicts``: probe and Ray-head results -> {worker: healthy}.
+
+Secrets: the evidence is redacted by container_diagnosis and by the role's incident_evidence module; these
+filters only reshape it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,16 +20,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import copy
 import json
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import (
-    REDACTED,
-    is_sensitive_key,
-    redact_env,
-    redact_text,
-)
 
 SCHEMA_VERSION = 1
 # What recover.yml does for each remediation id (docs/recovery.md).
@@ -44,34 +39,6 @@ _DIAGNOSIS_KEYS = ("exists", "container_id", "cause", "findings", "remediation",
                    "record", "evidence")
 
 
-def redact_log(text, include_sensitive=False):
-    """Log text with secret-shaped values masked (the module's masking), unless include_sensitive."""
-    if include_sensitive or not text:
-        return text or ""
-    return "\n".join(redact_text(line) for line in text.split("\n"))
-
-
-def redact_inspect(inspect, include_sensitive=False):
-    """`docker inspect` output (a list of objects) with Config.Env values, Args and Cmd masked."""
-    if include_sensitive:
-        return inspect
-    result = copy.deepcopy(inspect)
-    for item in result if isinstance(result, list) else [result]:
-        if not isinstance(item, dict):
-            continue
-        config = item.get("Config") or {}
-        if isinstance(config.get("Env"), list):
-            config["Env"] = ["%s=%s" % pair for pair in redact_env(config["Env"]).items()]
-        for holder, key in ((item, "Args"), (config, "Cmd"), (config, "Entrypoint")):
-            if isinstance(holder.get(key), list):
-                holder[key] = [redact_text(arg) if isinstance(arg, str) else arg for arg in holder[key]]
-        labels = config.get("Labels")
-        if isinstance(labels, dict):
-            config["Labels"] = {k: REDACTED if is_sensitive_key(k) else redact_text(str(v))
-                                for k, v in labels.items()}
-    return result
-
-
 def worker_mount_points(mounts):
     """Mount points of a worker's gcsfuse_mounts: entries are dicts with `mountpoint`, or paths."""
     points = []
@@ -83,19 +50,18 @@ def worker_mount_points(mounts):
     return points
 
 
-def recovery_histories(slurp_results):
-    """{worker: [record, ...]} from a looped slurp of history.json files; missing or broken files give []."""
-    histories = {}
-    for result in slurp_results or []:
-        name = result.get("worker") or (result.get("item") or {}).get("name")
-        records = []
-        if not result.get("failed") and result.get("content"):
-            try:
-                records = json.loads(base64.b64decode(result["content"]).decode("utf-8"))
-            except (ValueError, TypeError):
-                records = []
-        histories[name] = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
-    return histories
+def recovery_histories(slurp_result):
+    """{worker: [record, ...]} from a slurp of the host's history.json; a missing or broken file gives {}."""
+    if not isinstance(slurp_result, dict) or slurp_result.get("failed") or not slurp_result.get("content"):
+        return {}
+    try:
+        history = json.loads(base64.b64decode(slurp_result["content"]).decode("utf-8"))
+    except (ValueError, TypeError):
+        return {}
+    if not isinstance(history, dict):
+        return {}
+    return {name: [r for r in records if isinstance(r, dict)] for name, records in history.items()
+            if isinstance(records, list)}
 
 
 def recovery_worker_entry(diagnosis, worker, action=None, healthy=None, incident_dir=None, seconds=None):
@@ -240,5 +206,5 @@ def _wrap(func):
 class FilterModule(object):
     def filters(self):
         return {func.__name__: _wrap(func) for func in (
-            redact_log, redact_inspect, worker_mount_points, recovery_histories, recovery_worker_entry, recovery_verdicts,
+            worker_mount_points, recovery_histories, recovery_worker_entry, recovery_verdicts,
             recovery_host_report, recovery_fleet_report, recovery_summary)}

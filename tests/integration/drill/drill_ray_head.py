@@ -15,7 +15,7 @@ STATE = "/run/drill-ray-head/nodes.json"
 
 def save(peers):
     os.makedirs(os.path.dirname(STATE), exist_ok=True)
-    nodes = [{"node_id": "%s:%d" % peer, "node_ip": peer[0], "state": "ALIVE"} for peer in sorted(peers.values())]
+    nodes = [{"node_id": f"{ip}:{port}", "node_ip": ip, "state": "ALIVE"} for ip, port in sorted(peers.values())]
     tmp = STATE + ".tmp"
     with open(tmp, "w") as handle:
         json.dump(nodes, handle)
@@ -24,12 +24,12 @@ def save(peers):
 
 def serve(port):
     selector = selectors.DefaultSelector()
-    server = socket.create_server(("0.0.0.0", port), reuse_port=True)
+    server = socket.create_server(("0.0.0.0", port), reuse_port=True)  # noqa: S104 - workers on other hosts connect
     server.setblocking(False)
     selector.register(server, selectors.EVENT_READ)
     peers = {}
     save(peers)
-    print("head listening on %d" % port, flush=True)
+    print(f"head listening on {port}", flush=True)
     while True:
         for key, _events in selector.select():
             if key.fileobj is server:

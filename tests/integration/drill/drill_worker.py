@@ -37,14 +37,14 @@ def segfault(_signum, _frame):
 
 
 def terminate(signum, _frame):
-    log("signal %d: exiting" % signum)
+    log(f"signal {signum}: exiting")
     sys.exit(128 + signum)
 
 
 def connect(address):
     host, _sep, port = address.rpartition(":")
     conn = socket.create_connection((host, int(port)), timeout=5)
-    conn.sendall(("hello %s\n" % socket.gethostname()).encode())
+    conn.sendall(f"hello {socket.gethostname()}\n".encode())
     conn.settimeout(0.0)
     return conn
 
@@ -71,16 +71,16 @@ def run():
         try:
             conn = connect(head)
         except OSError as exc:
-            log("cannot reach the head at %s: %s" % (head, exc))
+            log(f"cannot reach the head at {head}: {exc}")
             return 1
-        log("joined the head at %s" % head)
-    log("worker started (pid %d)" % os.getpid())
+        log(f"joined the head at {head}")
+    log(f"worker started (pid {os.getpid()})")
     while True:
         if conn is not None and not head_alive(conn):
-            log("lost the connection to the head at %s" % head)
+            log(f"lost the connection to the head at {head}")
             return 1
         if required and not os.path.exists(required):
-            log("%s is gone: the bucket mount was lost" % required)
+            log(f"{required} is gone: the bucket mount was lost")
             return 1
         if checkpoint:
             with open("/tmp/checkpoint", "wb") as handle:
