@@ -19,7 +19,8 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
     build_service,
     describe_http_error,
     iterate_pages,
-    make_unsafe_tree,
+    make_unsafe_vars,
+    paused_gc,
     short_name,
 )
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import (
@@ -231,7 +232,7 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
         return super().verify_file(path) and path.endswith(("gcp_tpu.yml", "gcp_tpu.yaml"))
 
     def make_unsafe(self, value):
-        return make_unsafe_tree(value, wrap_var)
+        return make_unsafe_vars(value, wrap_var)
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path)
@@ -239,10 +240,11 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
             raise AnsibleParserError("%s needs google-api-python-client: %s" % (self.NAME, GOOGLE_IMPORT_ERROR))
         try:
             self._check_config(self._read_config_data(path))
-            records, cache_needs_update = self._cached_records(path, cache)
-            if records is None:
-                records = shape(self._query())
-            self._populate(records)
+            with paused_gc():
+                records, cache_needs_update = self._cached_records(path, cache)
+                if records is None:
+                    records = shape(self._query())
+                self._populate(records)
         except GcpError as exc:
             raise AnsibleParserError(str(exc)) from None
         if cache_needs_update:

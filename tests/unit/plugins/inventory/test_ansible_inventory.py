@@ -46,16 +46,18 @@ def run_both(config_path, host, extra_env):
 
 
 def graph_members(graph, group):
-    """Hosts listed directly under @group in `--graph` output."""
+    """Hosts under @group in `--graph` output, through child groups too, sorted and unique."""
     lines = graph.splitlines()
     start = next(index for index, line in enumerate(lines) if line.strip().endswith(f"@{group}:"))
     depth = lines[start].find("|--")
-    members = []
+    members = set()
     for line in lines[start + 1 :]:
         if line.index("|--") <= depth:
             break
-        members.append(line.split("|--", 1)[1])
-    return members
+        name = line.split("|--", 1)[1]
+        if not name.startswith("@"):
+            members.add(name)
+    return sorted(members)
 
 
 @pytest.fixture
@@ -113,7 +115,7 @@ def test_gce_gpu_graph_and_host(config_file):
             f"endpoint: {server.url}/compute/v1/\nhostnames: [internal_ip]\n",
         )
         (graph, _), (host, host_err) = run_both(path, "h100-serve-0", {"GCP_ACCESS_TOKEN": TOKEN})
-    assert sorted(graph_members(graph, "gce_gpu")) == [
+    assert graph_members(graph, "gce_gpu") == [
         "a100-train-0",
         "a100-train-1",
         "h100-serve-0",
@@ -135,7 +137,7 @@ def test_runpod_graph_and_host(config_file):
     with ReplayServer({"/graphql": (200, "runpod/pods.json")}, "Bearer " + api_key) as server:
         path = config_file("pods.runpod.yml", f"plugin: fleetwarden.fleet.runpod\nendpoint: {server.url}/graphql\n")
         (graph, graph_err), (host, host_err) = run_both(path, "ray-worker-a100-0", {"RUNPOD_API_KEY": api_key})
-    assert sorted(graph_members(graph, "stopped")) == ["ray-worker-a100-2", "ray-worker-l4-{{ 7 * 6 }}"]
+    assert graph_members(graph, "stopped") == ["ray-worker-a100-2", "ray-worker-l4-{{ 7 * 6 }}"]
     assert len(graph_members(graph, "runpod")) == 5
     host_vars = json.loads(host)
     assert (host_vars["ansible_host"], host_vars["ansible_port"]) == ("194.26.196.6", 40123)

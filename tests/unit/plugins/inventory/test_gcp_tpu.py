@@ -327,3 +327,15 @@ def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
     assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
     validate_hostnames(config["hostnames"])
     validate_filters(config.get("filters", {}))
+
+
+def test_every_host_is_in_the_plugin_group_even_without_default_groups(plugin, inventory, loader, write_config):
+    from ansible.plugins.inventory import BaseInventoryPlugin
+
+    path = write_config("fleet.gcp_tpu.yml", BASE_CONFIG)
+    BaseInventoryPlugin.parse(plugin, inventory, loader, path)
+    plugin._read_config_data(path)
+    plugin._populate([["bare", {"tpu_state": None, "tpu_accelerator_type": None, "tpu_zone": None}]])
+    plugin._populate([["grouped", {"tpu_state": "READY", "tpu_accelerator_type": None, "tpu_zone": None}]])
+    assert group_hosts(inventory, "gcp_tpu") == ["bare", "grouped"]
+    assert [group.name for group in inventory.groups["gcp_tpu"].child_groups] == ["tpu_state_ready"]

@@ -344,3 +344,20 @@ def test_unknown_options_suggest_the_closest_option():
     unknown = _gcp.unknown_options({"plugin": 1, "zone": 1, "colour": 1}, known)
     assert unknown == ["colour", "zone"]
     assert _gcp.describe_unknown_options(unknown, known) == "colour, zone (did you mean zones?)"
+
+
+def test_paused_gc_restores_the_collector_even_on_errors():
+    import gc
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _gcp.paused_gc():
+        assert not gc.isenabled()
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _gcp.paused_gc():
+            pass
+        assert not gc.isenabled()  # it was off before: stays off
+    finally:
+        gc.enable()
