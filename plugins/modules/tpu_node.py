@@ -14,7 +14,7 @@ description:
     started again; O(state=recreated) deletes it and creates it with the same spec (accelerator type, runtime
     version, network, service account, labels, metadata, scheduling, tags, disks).
   - Waits for each long-running operation, up to O(timeout) seconds for the whole run.
-  - Runs on the controller (C(delegate_to: localhost)); it talks to the Cloud TPU API, not to the node.
+  - "Runs on the controller (C(delegate_to: localhost)); it talks to the Cloud TPU API, not to the node."
   - O(accelerator_type), O(runtime_version) and the other spec options are used only to create a node that does
     not exist. An existing node keeps its spec; use O(state=recreated) with O(force=true) to rebuild it.
 author: fleetwarden maintainers
@@ -198,6 +198,7 @@ class TpuNodeManager:
         self.path = node_path(self.params["project"], self.params["zone"], self.params["name"])
         self.deadline = None
         self.started = []
+        self.spec = None
 
     def get(self):
         try:
@@ -268,6 +269,7 @@ class TpuNodeManager:
                 actions=[action],
                 operations=self.started,
                 error=error,
+                spec=self.spec,
             )
         return operation
 
@@ -275,6 +277,7 @@ class TpuNodeManager:
         self.deadline = self.clock() + self.params["timeout"]
         node = self.get()
         actions, spec = self.plan(node)
+        self.spec = spec
         before = node_summary(node)
         result = {"changed": bool(actions), "actions": actions, "node": before, "operations": self.started}
         if spec is not None:

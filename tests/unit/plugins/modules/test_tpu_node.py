@@ -243,6 +243,8 @@ def test_a_failed_operation_fails_with_its_message():
         f"create of TPU node {NODE} failed: There is no more capacity in the zone"
     )
     assert failed.value.result["error"]["code"] == 8
+    # The node is gone by now: the spec in the failure is what it takes to create it again.
+    assert failed.value.result["spec"] == node_spec(recorded("tpu/node_preempted.json"))
 
 
 def test_waiting_stops_at_the_timeout():
