@@ -106,6 +106,22 @@ def load_credentials(auth_kind="application", service_account_file=None, access_
     return credentials
 
 
+def refresh_credentials(credentials, timeout=60):
+    """Get a token once, before any fan-out: threads then share it, and a bad credential fails here, clearly."""
+    if credentials is None or credentials.valid:
+        return credentials
+    try:
+        credentials.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=timeout)))
+    except (
+        google.auth.exceptions.RefreshError,
+        google.auth.exceptions.TransportError,
+        httplib2.HttpLib2Error,
+        OSError,
+    ) as exc:
+        raise GcpError("Google Cloud credentials could not get an access token: %s" % first_line(str(exc))) from None
+    return credentials
+
+
 def http_factory(credentials, timeout=60):
     """Return a function that makes one authorized httplib2 transport; httplib2 is not thread-safe."""
 
@@ -456,12 +472,13 @@ class GcpInventoryMixin:
         )
 
     def _credentials(self):
-        return load_credentials(
+        credentials = load_credentials(
             self.get_option("auth_kind"),
             self.get_option("service_account_file"),
             self.get_option("access_token"),
             self.get_option("scopes"),
         )
+        return refresh_credentials(credentials, self.get_option("request_timeout"))
 
     def _cached_records(self, path, cache):
         """(records, cache_needs_update): records is None when the API must be queried."""

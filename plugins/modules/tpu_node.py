@@ -166,6 +166,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (  #
     describe_http_error,
     http_factory,
     load_credentials,
+    refresh_credentials,
 )
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     can_restart,
@@ -347,6 +348,7 @@ def main():
         credentials = load_credentials(
             params["auth_kind"], params["service_account_file"], params["access_token"], params["scopes"]
         )
+        credentials = refresh_credentials(credentials, params["request_timeout"])
         caller = ApiCaller(http_factory(credentials, params["request_timeout"]), retries=params["retries"])
         service = build_service("tpu", "v2", caller.make_http(), endpoint=params["endpoint"])
         result = TpuNodeManager(module, service, caller).run()

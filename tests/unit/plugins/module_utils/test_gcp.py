@@ -361,3 +361,23 @@ def test_paused_gc_restores_the_collector_even_on_errors():
         assert not gc.isenabled()  # it was off before: stays off
     finally:
         gc.enable()
+
+
+def test_a_credential_that_cannot_get_a_token_fails_clearly():
+    import google.oauth2.credentials
+
+    credentials = google.oauth2.credentials.Credentials(
+        token=None,
+        refresh_token="r",  # noqa: S106 - fake
+        client_id="c",
+        client_secret="s",  # noqa: S106 - fake
+        token_uri="http://127.0.0.1:9/token",  # noqa: S106 - a URL; nothing listens on the discard port
+    )
+    with pytest.raises(_gcp.GcpError, match="could not get an access token"):
+        _gcp.refresh_credentials(credentials, timeout=2)
+
+
+def test_a_valid_credential_is_not_refreshed():
+    credentials = _gcp.load_credentials("accesstoken", access_token="ya29.token")  # noqa: S106 - a fake token
+    assert _gcp.refresh_credentials(credentials) is credentials
+    assert _gcp.refresh_credentials(None) is None
