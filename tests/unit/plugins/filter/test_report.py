@@ -1,0 +1,118 @@
+"""Unit tests for the report filters (plugins/filter/report.py)."""
+
+import base64
+import json
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.fleetwarden.fleet.plugins.filter import report
+
+WORKER = {"name": "ray-worker", "image": "fleet/ray-worker:2.9"}
+
+
+def diagnosis(cause="sigkill", remediation="recreate_worker", name="ray-worker"):
+    return {"item": dict(WORKER, name=name), "changed": False, "exists": True, "container_id": "a" * 64,
+            "cause": cause, "findings": [] if cause == "running" else [{"cause": cause, "reason": "why"}],
+            "remediation": remediation, "recommendation": "Recreate it.",
+            "repeat": {"count": 0, "window_s": 3600, "threshold": 3, "repeated": False},
+            "record": {"cause": cause, "at": 1.0, "container_id": "a" * 64}, "evidence": {"env": {}},
+            "invocation": {"module_args": {}}, "ansible_loop_var": "item"}
+
+
+def slurp(content):
+    return {"content": base64.b64encode(content.encode()).decode(), "encoding": "base64"}
+
+
+def test_histories_from_the_hosts_history_file():
+    records = {"ray-worker": [{"cause": "oom_killed", "at": 5.0, "container_id": "x"}, "junk"], "other": "junk"}
+    assert report.recovery_histories(slurp(json.dumps(records))) == {
+        "ray-worker": [{"cause": "oom_killed", "at": 5.0, "container_id": "x"}]}
+
+
+@pytest.mark.parametrize("result", [{"failed": True, "msg": "file not found"}, slurp("not json"), slurp("[]"), None])
+def test_a_missing_or_broken_history_is_empty(result):
+    assert report.recovery_histories(result) == {}
+
+
+def test_mount_points_from_dicts_or_paths():
+    mounts = [{"bucket": "b", "mountpoint": "/mnt/b"}, "/mnt/c"]
+    assert report.worker_mount_points(mounts) == ["/mnt/b", "/mnt/c"]
+    assert report.worker_mount_points(None) == []
+    with pytest.raises(AnsibleFilterError):
+        report.worker_mount_points([{"bucket": "b"}])
+
+
+def test_worker_entry_keeps_only_the_diagnosis_and_adds_the_recovery():
+    entry = report.recovery_worker_entry(diagnosis(), WORKER, action="recreated", healthy=True,
+                                         incident_dir="/var/lib/fleetwarden/incidents/ray-worker/x", seconds=3.5)
+    assert entry["unit"] == "fleetwarden-worker-ray-worker.service"
+    assert "invocation" not in entry and "item" not in entry
+    assert (entry["action"], entry["healthy"], entry["recovery_seconds"]) == ("recreated", True, 3.5)
+
+
+def test_a_failed_diagnosis_is_reported_for_a_person():
+    entry = report.recovery_worker_entry({"failed": True, "msg": "permission denied on docker.sock"}, WORKER)
+    assert entry["cause"] == "unknown" and entry["remediation"] == "report_only"
+    assert "permission denied" in entry["recommendation"]
+
+
+def host_report(results, **kwargs):
+    args = {"host": "gpu-1", "playbook": "recover", "run_id": "20250101T000000Z",
+            "report_path": "/r/20250101T000000Z/gpu-1.json", "generated_at": "2025-01-01T00:00:00+00:00"}
+    args.update(kwargs)
+    return report.recovery_host_report(results, **args)
+
+
+def test_host_report_of_recover_names_actions_and_verdicts():
+    results = [diagnosis(), diagnosis("running", "none", name="bystander"),
+               diagnosis("oom_killed", "report_only", name="oomy")]
+    doc = host_report(results, recovered=True, healthy={"ray-worker": True}, seconds=12.0,
+                      node={"memory": {}, "ansible_facts": {}, "changed": False})
+    by_name = {e["worker"]: e for e in doc["workers"]}
+    assert by_name["ray-worker"]["action"] == "recreated" and by_name["ray-worker"]["healthy"] is True
+    assert by_name["ray-worker"]["recovery_seconds"] == 12.0
+    assert by_name["bystander"]["action"] == "none" and by_name["bystander"]["healthy"] is True
+    assert by_name["oomy"]["action"] == "report_only" and by_name["oomy"]["healthy"] is None
+    assert doc["needs_attention"] == ["oomy"] and doc["healthy"] is False
+    assert doc["node"] == {"memory": {}}
+
+
+def test_host_report_of_diagnose_acts_on_nothing():
+    doc = host_report([diagnosis()], playbook="diagnose")
+    assert doc["workers"][0]["action"] == "none" and doc["workers"][0]["healthy"] is None
+    assert doc["workers"][0]["recovery_seconds"] is None
+
+
+def test_fleet_report_and_summary():
+    doc = host_report([diagnosis(), diagnosis("running", "none", name="bystander")], recovered=True,
+                      healthy={"ray-worker": True})
+    fleet = report.recovery_fleet_report([doc, None], playbook="recover", run_id=doc["run_id"],
+                                         report_path="/r/20250101T000000Z/fleet.json",
+                                         generated_at=doc["generated_at"], target="gpu-1")
+    assert fleet["hosts"] == [{"host": "gpu-1", "report_path": doc["report_path"], "healthy": True,
+                               "needs_attention": []}]
+    lines = report.recovery_summary(fleet).splitlines()
+    assert lines[0] == "recover fleet report 20250101T000000Z, written to /r/20250101T000000Z/fleet.json"
+    assert lines[1] == "gpu-1  ray-worker  sigkill  recreated  healthy: Recreate it."
+    assert report.recovery_summary(doc).splitlines()[1:] == lines[1:]
+
+
+def probe(name, rc=0, stdout=""):
+    return {"item": {"name": name}, "rc": rc, "stdout": stdout}
+
+
+def test_verdicts_need_the_probe_and_for_ray_the_head():
+    alive = {"rc": 0, "stdout": json.dumps([{"node_ip": "10.0.0.5", "state": "ALIVE"},
+                                            {"node_ip": "10.0.0.6", "state": "DEAD"}])}
+    probes = [probe("ray"), probe("plain", stdout="true"), probe("stopped", stdout="false"), probe("bad", rc=1)]
+    assert report.recovery_verdicts(probes, alive, ["ray"], "10.0.0.5") == {
+        "ray": True, "plain": True, "stopped": False, "bad": False}
+    assert report.recovery_verdicts(probes[:1], alive, ["ray"], "10.0.0.6") == {"ray": False}
+    assert report.recovery_verdicts(probes[:1], {"rc": 0, "stdout": "oops"}, ["ray"], "10.0.0.5") == {"ray": False}
+    assert report.recovery_verdicts(probes[:1], {"skipped": True}, [], "10.0.0.5") == {"ray": True}
+
+
+def test_every_filter_is_registered():
+    assert set(report.FilterModule().filters()) == {
+        "worker_mount_points", "recovery_histories", "recovery_worker_entry", "recovery_verdicts",
+        "recovery_host_report", "recovery_fleet_report", "recovery_summary"}
