@@ -35,6 +35,8 @@ ACTIONS = {
     "wait_for_head_and_rejoin": "waited_for_head_and_rejoined",
     "report_only": "report_only",
 }
+# A worker still running on a full disk is not recreated: pruning alone is its remedy.
+PRUNED_ONLY = "pruned"
 _DIAGNOSIS_KEYS = ("exists", "container_id", "cause", "findings", "remediation", "recommendation", "repeat",
                    "record", "evidence")
 
@@ -85,11 +87,12 @@ def recovery_worker_entry(diagnosis, worker, action=None, healthy=None, incident
 
 def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path, generated_at, recovered=False,
                          healthy=None, incident_dirs=None, seconds=None, node=None, gpu=None,
-                         include_sensitive=False):
+                         include_sensitive=False, recreated=None):
     """The per-host report document from container_diagnosis's looped results (each with `item`, the worker).
 
-    `recovered`: recover.yml acted on the faulty workers (diagnose.yml does not); `healthy` and
-    `incident_dirs` map worker names to the verification result and the evidence directory.
+    `recovered`: recover.yml acted on the faulty workers (diagnose.yml does not); `recreated`: the workers it
+    recreated (None: every faulty one but report_only); `healthy` and `incident_dirs` map worker names to the
+    verification result and the evidence directory.
     """
     healthy = healthy or {}
     incident_dirs = incident_dirs or {}
@@ -99,6 +102,8 @@ def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path,
         name = worker.get("name")
         faulty = result.get("remediation") != "none"
         action = ACTIONS.get(result.get("remediation"), "none") if recovered and faulty else "none"
+        if action == "pruned_and_recreated" and recreated is not None and name not in recreated:
+            action = PRUNED_ONLY
         entries.append(recovery_worker_entry(
             result, worker, action=action,
             healthy=healthy.get(name, None if faulty else True),

@@ -83,8 +83,10 @@ def run():
             log(f"{required} is gone: the bucket mount was lost")
             return 1
         if checkpoint:
-            with open("/tmp/checkpoint", "wb") as handle:
+            # Written beside the last one, then renamed over it, as training checkpoints are.
+            with open("/tmp/checkpoint.new", "wb") as handle:
                 handle.write(os.urandom(256 * 1024))
+            os.replace("/tmp/checkpoint.new", "/tmp/checkpoint")
         with open(READY, "w") as handle:
             handle.write(str(time.time()))
         time.sleep(1)

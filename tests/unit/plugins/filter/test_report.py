@@ -116,3 +116,9 @@ def test_every_filter_is_registered():
     assert set(report.FilterModule().filters()) == {
         "worker_mount_points", "recovery_histories", "recovery_worker_entry", "recovery_verdicts",
         "recovery_host_report", "recovery_fleet_report", "recovery_summary"}
+
+
+def test_a_worker_running_on_a_full_disk_is_only_pruned():
+    results = [diagnosis("disk_full", "prune_and_recreate"), diagnosis("disk_full", "prune_and_recreate", name="up")]
+    doc = host_report(results, recovered=True, recreated=["ray-worker"], healthy={"ray-worker": True, "up": True})
+    assert [e["action"] for e in doc["workers"]] == ["pruned_and_recreated", "pruned"]
