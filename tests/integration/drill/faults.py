@@ -213,6 +213,7 @@ def inject_mount_lost(drill: Drill):
 def inject_head_restart(drill: Drill, down_s: int = 30):
     # The head goes away for down_s seconds, then starts again on its own, as a restarted Ray head does.
     drill.sh(drill.head_host, f"systemctl stop drill-ray-head.service && systemd-run --quiet --on-active={down_s} "
+                              "--timer-property=AccuracySec=100ms "
                               "--unit drill-head-comeback systemctl start drill-ray-head.service")
 
 
