@@ -27,6 +27,32 @@ from _inventory_replay import REPO_ROOT, TOKEN, ReplayServer, plugin_runner, rou
 PLUGIN = "fleetwarden.fleet.gcp_tpu"
 
 
+def core_floor(pages, trials):
+    """Time InventoryData alone building what the plugin builds: what any plugin would pay for it."""
+    from ansible.inventory.data import InventoryData
+    from ansible_collections.fleetwarden.fleet.plugins.inventory import gcp_tpu
+
+    records = gcp_tpu.shape([node for page in pages for node in page["nodes"]])
+    families = ("tpu_state", "tpu_accelerator_type", "tpu_zone")
+    wall, cpu = [], []
+    for _ in range(trials):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        inventory = InventoryData()
+        inventory.add_group("gcp_tpu")
+        for hostname, host_vars in records:
+            inventory.add_host(hostname)
+            for key, value in host_vars.items():
+                inventory.set_variable(hostname, key, value)
+            inventory.set_variable(hostname, "ansible_host", host_vars["tpu_external_ip"])
+            for family in families:
+                if host_vars[family]:
+                    group = inventory.add_group(f"{family}_{host_vars[family]}".lower().replace("-", "_"))
+                    inventory.add_child(group, hostname)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return wall, cpu
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=7)
@@ -68,6 +94,9 @@ def main() -> int:
             assert set(cached_inventory.hosts) == set(inventory.hosts)
             results[f"parse, {mode}"] = (parse_times, parse_cpu, "<= 2 s")
             results[f"cache hit, {mode}"] = (hit_times, hit_cpu, "<= 0.5 s")
+
+        floor = core_floor(pages, args.trials)
+        results["ansible-core floor: InventoryData calls alone"] = (*floor, "-")
 
         if args.cli:
             env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
