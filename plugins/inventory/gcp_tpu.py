@@ -188,9 +188,9 @@ def list_all_zones(service, caller, project):
     try:
         nodes, unreachable = collect_nodes(node_pages(service, caller.execute, project, ALL_ZONES))
     except HttpError as exc:
-        if not falls_back_to_zones(exc):
-            raise GcpError(describe_http_error(exc, API, project, "listing TPU nodes in all zones")) from None
         reason = describe_http_error(exc, API, project, "listing TPU nodes in all zones")
+        if not falls_back_to_zones(exc):
+            raise GcpError(reason) from None
         return None, ["%s; listing zone by zone instead" % reason]
     return nodes, [unreachable_warning(project, unreachable)] if unreachable else []
 

@@ -195,3 +195,24 @@ def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
     assert plugin.verify_file(str(path))
     assert config["plugin"] == plugin.NAME
     assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
+
+
+def test_a_cache_hit_does_not_call_the_api_and_never_stores_the_key(plugin, inventory, loader, write_config, tmp_path):
+    cache = f"cache: true\ncache_plugin: jsonfile\ncache_connection: {tmp_path / 'cache'}\n"
+    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+        path = write_config("pods.runpod.yml", config(server, cache))
+        plugin.parse(inventory, loader, path)
+        plugin.update_cache_if_changed()
+    assert len(server.requests) == 1
+    # The server is gone: a second parse can only work from the cache.
+    from ansible.inventory.data import InventoryData
+
+    again = InventoryData()
+    load_plugin(runpod).parse(again, loader, path)
+    assert sorted(again.hosts) == sorted(inventory.hosts)
+    assert again.get_host("ray-worker-a100-0").vars["ansible_port"] == 40123
+    assert [host.name for host in again.groups["stopped"].get_hosts()] == [
+        host.name for host in inventory.groups["stopped"].get_hosts()
+    ]
+    cached_text = "".join(path.read_text() for path in (tmp_path / "cache").iterdir())
+    assert API_KEY not in cached_text
