@@ -1,0 +1,37 @@
+# Copyright: fleetwarden maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Filters for supervised workers; the logic is in module_utils._worker_unit.
+
+- ``fleetwarden.fleet.worker_errors``: ``worker_service_workers`` -> list of problems, each naming the worker and
+  the field (for preflight asserts, before any host changes).
+- ``fleetwarden.fleet.worker_unit_name``: worker name -> ``fleetwarden-worker-<name>.service``.
+- ``fleetwarden.fleet.worker_probe_unit_name``: worker name -> ``fleetwarden-probe-<name>.service``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import unit_names, workers_errors
+
+
+def worker_errors(workers, groups=None, profiles=None, tpu_group="tpu"):
+    """Problems with a list of worker declarations (never shows env values)."""
+    return workers_errors(workers, list(groups or []), profiles, tpu_group)
+
+
+def worker_unit_name(name):
+    return unit_names(name)["worker"]
+
+
+def worker_probe_unit_name(name):
+    return unit_names(name)["probe"]
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "worker_errors": worker_errors,
+            "worker_unit_name": worker_unit_name,
+            "worker_probe_unit_name": worker_probe_unit_name,
+        }
