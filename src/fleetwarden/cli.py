@@ -37,10 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     lab_commands = lab.add_subparsers(dest="lab_command", required=True)
     image = lab_commands.add_parser("image", help="build the lab host image (cached by digest)")
     image.add_argument("--force", action="store_true", help="rebuild even if an image of this digest exists")
+    image.add_argument("--host-only", action="store_true",
+                       help="build only the lab host image, not the Ray worker image that runs inside hosts")
     up = lab_commands.add_parser("up", help="bring up lab hosts and write inventory/lab/")
     up.add_argument("--hosts", type=_hosts, default=3, help="number of hosts: one Ray head, the rest workers (3)")
     up.add_argument("--accelerators", type=_accelerators, default=DEFAULT_WORKER_ACCELERATORS,
                     help="accelerator kinds the workers simulate, cycled (default: gpu,tpu)")
+    up.add_argument("--no-worker-image", dest="worker_image", action="store_false",
+                    help="do not load the Ray worker image into the hosts' engines")
     status = lab_commands.add_parser("status", help="show the lab hosts")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lab_commands.add_parser("down", help="remove every container, volume and network the lab made")
@@ -57,17 +61,25 @@ def _lab(args):
 
 
 def run_lab(args) -> int:
-    from fleetwarden.lab import image
+    from fleetwarden.lab import image, worker_image
     from fleetwarden.lab.lab import format_table
 
     if args.lab_command == "image":
         image.build(force=args.force)
+        if not args.host_only:
+            worker_image.build_worker_image(force=args.force)
         return 0
     if args.lab_command == "up":
         plan_hosts(args.hosts, args.accelerators, prefix=args.name)  # bad input fails here, before anything changes
         lab = _lab(args)
         image.build()
-        lab.up(args.hosts, args.accelerators)
+        states = lab.up(args.hosts, args.accelerators)
+        if args.worker_image:
+            if worker_image.image_id(lab.docker, worker_image.WORKER_IMAGE):
+                worker_image.load_into_lab([s.container for s in states], docker=lab.docker)
+            else:
+                print(f"note: {worker_image.WORKER_IMAGE} is not built, so hosts have no worker image; "
+                      "`fleetwarden lab image` builds it")
         print(format_table(lab.status()))
         return 0
     if args.lab_command == "status":

@@ -36,8 +36,8 @@ def docker_ids(kind: str) -> list[str]:
 def lab(tmp_path_factory):
     project = tmp_path_factory.mktemp("labproject")
     try:
-        fleetwarden(project, "image")
-        fleetwarden(project, "up", "--hosts", "2")
+        fleetwarden(project, "image", "--host-only")
+        fleetwarden(project, "up", "--hosts", "2", "--no-worker-image")
         yield project
     finally:
         fleetwarden(project, "down", check=False)
@@ -89,7 +89,7 @@ def test_each_host_has_its_own_ssh_host_key(inventory):
 def test_up_again_is_idempotent(lab, inventory):
     before_ids = sorted(docker_ids("container"))
     before = inventory.read_text()
-    fleetwarden(lab, "up", "--hosts", "2")
+    fleetwarden(lab, "up", "--hosts", "2", "--no-worker-image")
     assert sorted(docker_ids("container")) == before_ids
     assert inventory.read_text() == before
 

@@ -207,19 +207,25 @@ class Lab:
                 results = dict(zip(pending, pool.map(self._probe, pending.values()), strict=True))
             for name, (systemd, engine) in results.items():
                 last[name] = (systemd, engine)
-                if systemd == "running" and engine:
-                    self.log(f"  {name}: systemd running, dockerd {engine}")
+                # Booted is enough: a unit that failed on a host (degraded) is the fleet's
+                # business, not the lab's; it is named here and in `lab status`.
+                if systemd in ("running", "degraded") and engine:
+                    failed = "" if systemd == "running" else f" (failed units: {self._failed_units(pending[name])})"
+                    self.log(f"  {name}: systemd {systemd}, dockerd {engine}{failed}")
                     del pending[name]
             if pending:
                 time.sleep(1)
         if pending:
             details = []
             for name, state in pending.items():
-                failed = self.docker.exec(state.container, ["systemctl", "--failed", "--no-legend", "--plain"]).stdout
                 systemd, engine = last.get(name, ("?", ""))
                 details.append(f"{name}: systemd {systemd or '?'}, dockerd {'answers' if engine else 'no answer'}; "
-                               f"failed units: {' '.join(line.split()[0] for line in failed.splitlines()) or 'none'}")
+                               f"failed units: {self._failed_units(state)}")
             raise LabError(f"hosts not ready after {READY_TIMEOUT_S} s: " + "; ".join(details))
+
+    def _failed_units(self, state: HostState) -> str:
+        out = self.docker.exec(state.container, ["systemctl", "--failed", "--no-legend", "--plain"]).stdout
+        return " ".join(line.split()[0] for line in out.splitlines() if line.strip()) or "none"
 
     def _write_known_hosts(self, states: list[HostState]) -> None:
         keys = {s.plan.name: self.docker.exec(s.container, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"],
