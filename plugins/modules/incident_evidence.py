@@ -28,21 +28,54 @@ description:
     older than O(history_keep_s) are dropped), and keeps only the last O(keep) incident directories of the worker.
   - The recovery role calls it from C(playbooks/recover.yml), step 2. See C(docs/recovery.md).
 options:
-  name: {description: Name of the container, the worker's name., type: str, required: true}
-  dir: {description: The incident directory; its parent holds the worker's incidents., type: path, required: true}
-  diagnosis: {description: The worker's report entry, written as diagnosis.json., type: dict, default: {}}
-  include_sensitive: {description: Keep env values and log lines unredacted., type: bool, default: false}
-  log_lines: {description: How many of the last log lines to keep., type: int, default: 500}
-  keep: {description: Incident directories of this worker to keep, this one included., type: int, default: 20}
-  history_file: {description: JSON file with every worker's death records on this host., type: path}
+  name:
+    description: Name of the container, the worker's name.
+    type: str
+    required: true
+  dir:
+    description: The incident directory; its parent holds the worker's incidents.
+    type: path
+    required: true
+  diagnosis:
+    description: The worker's report entry; written as diagnosis.json.
+    type: dict
+    default: {}
+  include_sensitive:
+    description: Keep env values and log lines unredacted.
+    type: bool
+    default: false
+  log_lines:
+    description: How many of the last log lines to keep.
+    type: int
+    default: 500
+  keep:
+    description: Incident directories of this worker to keep, this one included.
+    type: int
+    default: 20
+  history_file:
+    description: JSON file with every worker's death records on this host, C({worker: [record, ...]}).
+    type: path
   record:
     description: This death's record (container_diagnosis's C(record)); omitted, the history is left alone.
     type: dict
-  history_keep_s: {description: Records older than this many seconds are dropped., type: int, default: 86400}
+  history_keep_s:
+    description: Records older than this many seconds are dropped.
+    type: int
+    default: 86400
 attributes:
   check_mode: {support: full, description: Reports what it would write and writes nothing.}
   diff_mode: {support: none}
 author: fleetwarden maintainers
+"""
+
+EXAMPLES = r"""
+- name: Keep the evidence of a dead worker
+  fleetwarden.fleet.incident_evidence:
+    name: ray-worker
+    dir: /var/lib/fleetwarden/incidents/ray-worker/20250305T142231Z
+    diagnosis: "{{ diagnosis }}"
+    history_file: /var/lib/fleetwarden/incidents/history.json
+    record: "{{ diagnosis.record }}"
 """
 
 RETURN = r"""
