@@ -53,7 +53,7 @@ options:
     type: int
     default: 20
   history_file:
-    description: JSON file with every worker's death records on this host, C({worker: [record, ...]}).
+    description: "JSON file with every worker's death records on this host: C({worker: [record, ...]})."
     type: path
   record:
     description: This death's record (container_diagnosis's C(record)); omitted, the history is left alone.
