@@ -99,13 +99,13 @@ class ReplayServer:
 
     `routes` maps "path" or "path?pageToken=TOKEN" to (status, fixture path relative to tests/fixtures),
     or to a list of those, answered in turn (the last one repeats).
-    Requests whose Authorization header is not `expected_auth` get a 401, so tests prove the
-    credential actually travels.
+    Requests whose Authorization header is not `expected_auth` (one, or a tuple) get a 401, so tests
+    prove the credential actually travels.
     """
 
     def __init__(self, routes, expected_auth):
         self.routes = routes
-        self.expected_auth = expected_auth
+        self.expected_auth = (expected_auth,) if isinstance(expected_auth, str) else tuple(expected_auth)
         self.requests = []
         server = self
 
@@ -119,7 +119,7 @@ class ReplayServer:
                 token = parse_qs(url.query).get("pageToken", [None])[0]
                 server.requests.append((self.command, self.path, token, body))
                 key = f"{url.path}?pageToken={token}" if token else url.path
-                if self.headers.get("Authorization") != server.expected_auth:
+                if self.headers.get("Authorization") not in server.expected_auth:
                     code, payload = 401, UNAUTHENTICATED
                 elif key in server.routes:
                     route = server.routes[key]
