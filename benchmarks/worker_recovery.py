@@ -1,0 +1,123 @@
+"""How fast a supervised Ray worker recovers, measured on the running lab (head plus workers).
+
+Needs the lab up and the Ray cluster deployed (tests/integration/playbooks/ray_cluster.yml). For each trial on
+one worker host it breaks the worker, then waits until the head sees it alive again:
+
+  container death   `docker kill` of the worker's container.
+    -> worker process running again: the new container's StartedAt minus the old one's FinishedAt (both from
+       the host's dockerd clock): the entrypoint execs `ray start` at once (no setup commands declared).
+    -> seen alive by the head: the first time the head's GCS lists the new node alive, asked in a loop (each
+       question takes about 0.7 s, so this is an upper bound), minus the death.
+  hang              SIGSTOP of the raylet (it stays a process, but answers nothing).
+    -> restarted: the new container's StartedAt minus the moment of the SIGSTOP.
+
+Each figure is reported as the median and the max of --trials trials (at least 5) from one run.
+Usage: python benchmarks/worker_recovery.py [--trials 5] [--host lab-worker-1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+
+import ray_lab
+
+GOALS = {"container death -> worker process running again": 5.0,
+         "container death -> worker seen alive by the head": 15.0,
+         "hang -> restarted": 15.0}
+
+
+def steady(head, host, timeout=120):
+    """Waits until the worker's container runs and the head sees its node alive; returns (container, node)."""
+    def ready():
+        info = ray_lab.container(host, ray_lab.WORKER_CONTAINER)
+        node = ray_lab.alive(head).get(host.address)
+        return (info, node) if info and info["running"] and node else None
+    return ray_lab.wait_until(ready, timeout, interval=0.5, what=f"{host.name}'s Ray worker alive on the head")
+
+
+def replaced(head, host, old, timeout=90):
+    """The worker's next container and node, once the head sees the new node alive."""
+    def ready():
+        info = ray_lab.container(host, ray_lab.WORKER_CONTAINER)
+        if not info or info["id"] == old["id"] or not info["running"]:
+            return None
+        asked_at = time.time()
+        node = ray_lab.alive(head).get(host.address)
+        fresh = node and node["start_ms"] / 1000 >= info["started"] - 1
+        # The head's answer is no older than the moment we asked: an upper bound on "seen alive".
+        return (info, dict(node, seen_at=asked_at)) if fresh else None
+    return ray_lab.wait_until(ready, timeout, interval=0.1, what=f"{host.name}'s worker back on the head")
+
+
+def container_death(head, host):
+    before, _ = steady(head, host)
+    killed_at = time.time()
+    ray_lab.host_run(host, "docker", "kill", ray_lab.WORKER_CONTAINER, check=True)
+    # The dead container lingers for the restart delay (then ExecStartPre removes it): read its end.
+    died = ray_lab.container(host, before["id"]) or {}
+    death = died.get("finished") or killed_at
+    after, node = replaced(head, host, before)
+    return {"container death -> worker process running again": after["started"] - death,
+            "container death -> worker seen alive by the head": node["seen_at"] - death}
+
+
+def hang(head, host):
+    before, _ = steady(head, host)
+    stopped_at = time.time()
+    ray_lab.host_run(host, "docker", "exec", ray_lab.WORKER_CONTAINER, "pkill", "-STOP", "-x", "raylet", check=True)
+    after, _ = replaced(head, host, before)
+    return {"hang -> restarted": after["started"] - stopped_at}
+
+
+def summarize(samples: dict[str, list[float]]) -> list[dict]:
+    rows = []
+    for name, values in samples.items():
+        rows.append({"figure": name, "trials": len(values), "median_s": round(statistics.median(values), 2),
+                     "max_s": round(max(values), 2), "goal_s": GOALS[name],
+                     "values_s": [round(v, 2) for v in values]})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--host", default="lab-worker-1", help="the worker host to break")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.trials < 5:
+        parser.error("--trials must be at least 5")
+    hosts = ray_lab.lab_hosts()
+    head = next((h for h in hosts.values() if "head" in h.groups), None)
+    if head is None or args.host not in hosts:
+        parser.error(f"no lab head or no host {args.host} in {ray_lab.INVENTORY}; bring the lab up first")
+    host = hosts[args.host]
+    unit = f"fleetwarden-worker-{ray_lab.WORKER_CONTAINER}.service"
+    ray_lab.host_run(host, "systemctl", "reset-failed", unit)
+    samples: dict[str, list[float]] = {name: [] for name in GOALS}
+    started = time.monotonic()
+    for scenario in (container_death, hang):
+        for trial in range(1, args.trials + 1):
+            figures = scenario(head, host)
+            for name, value in figures.items():
+                samples[name].append(value)
+            print(f"{scenario.__name__} {trial}/{args.trials}: "
+                  + ", ".join(f"{k.split('-> ')[1]} {v:.2f} s" for k, v in figures.items()), flush=True)
+    rows = summarize(samples)
+    print(f"\n{args.trials} trials each on {host.name}, {time.monotonic() - started:.0f} s in all\n")
+    print("| figure | median | max | goal |\n|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['figure']} | {row['median_s']:.1f} s | {row['max_s']:.1f} s | <= {row['goal_s']:.0f} s |")
+    if args.json:
+        args.json.write_text(json.dumps({"host": host.name, "trials": args.trials, "figures": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Helpers for tests and benchmarks that drive supervised workers and Ray on the running lab.
+
+Everything goes through `docker exec <lab host container> ...` on this machine (the lab hosts are containers
+here), and asks the Ray head which nodes are alive through its GCS, from inside the head's container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "inventory" / "lab" / "hosts.yml"
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+HEAD_CONTAINER = "ray-head"
+WORKER_CONTAINER = "ray-worker"
+# Asks the GCS (inside the head's container) for every node: its address, state and registration time.
+_NODES_SNIPPET = """
+import json
+from ray._raylet import GcsClient
+nodes = GcsClient(address="127.0.0.1:6379").get_all_node_info(timeout=5).values()
+print(json.dumps([{"ip": n.node_manager_address, "alive": n.state == 0, "id": n.node_id.hex(),
+                   "start_ms": n.start_time_ms} for n in nodes]))
+"""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    container: str
+    address: str
+    groups: tuple[str, ...]
+
+
+def lab_hosts(inventory: Path = INVENTORY) -> dict[str, LabHost]:
+    """The running lab's hosts as its generated inventory describes them; {} when there is no lab."""
+    if not inventory.exists():
+        return {}
+    children = yaml.safe_load(inventory.read_text())["all"]["children"]
+    hosts: dict[str, dict] = {}
+    groups: dict[str, list[str]] = {}
+    for group, body in children.items():
+        for name, hostvars in (body.get("hosts") or {}).items():
+            if hostvars:
+                hosts[name] = hostvars
+            groups.setdefault(name, []).append(group)
+    return {name: LabHost(name, v["fleetwarden_lab_container"], v["fleetwarden_lab_address"], tuple(groups[name]))
+            for name, v in hosts.items()}
+
+
+def host_run(host: LabHost, *argv: str, timeout: float = 60, check: bool = False,
+             input_text: str | None = None) -> subprocess.CompletedProcess:
+    interactive = ["-i"] if input_text is not None else []
+    result = subprocess.run(["docker", "exec", *interactive, host.container, *argv], capture_output=True, text=True,
+                            timeout=timeout, input=input_text, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{host.name}: {' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def _timestamp(text: str) -> float:
+    """Docker's RFC 3339 nanosecond timestamps -> epoch seconds."""
+    if not text or text.startswith("0001-"):
+        return 0.0
+    base, _, fraction = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(base + "+00:00").timestamp() + float("0." + (fraction or "0"))
+
+
+def container(host: LabHost, name: str) -> dict | None:
+    """The container's ID, running state, PID and start/finish times (epoch seconds); None if there is none."""
+    result = host_run(host, "docker", "inspect", "--format", "{{json .}}", name, timeout=30)
+    if result.returncode != 0:
+        return None
+    info = json.loads(result.stdout)
+    state = info["State"]
+    return {"id": info["Id"], "running": state["Running"], "pid": state["Pid"], "exit_code": state["ExitCode"],
+            "started": _timestamp(state["StartedAt"]), "finished": _timestamp(state["FinishedAt"]),
+            "args": [info["Path"], *info["Args"]], "env": info["Config"]["Env"]}
+
+
+def unit(host: LabHost, name: str) -> dict[str, str]:
+    result = host_run(host, "systemctl", "show", name, "--property=ActiveState,SubState,Result,NRestarts,"
+                      "ExecMainStatus,ExecMainPID,LoadState", timeout=30)
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+
+def nodes(head: LabHost) -> list[dict]:
+    """Every node the head's GCS knows: ip, alive, id, start_ms (when it registered). [] when it cannot say."""
+    result = host_run(head, "docker", "exec", "-i", HEAD_CONTAINER, "python3", "-", input_text=_NODES_SNIPPET,
+                      timeout=30)
+    if result.returncode != 0:
+        return []
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def alive(head: LabHost) -> dict[str, dict]:
+    """The head's alive nodes by address (the newest registration per address)."""
+    found: dict[str, dict] = {}
+    for node in sorted(nodes(head), key=lambda n: n["start_ms"]):
+        if node["alive"]:
+            found[node["ip"]] = node
+    return found
+
+
+def wait_until(condition, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Polls condition() until it returns something truthy; returns it. Fails naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not so after {timeout:.0f} s (last seen: {last!r})")
+
+
+def ansible_playbook(playbook: Path, *args: str, extra_vars: dict | None = None,
+                     timeout: float = 900) -> subprocess.CompletedProcess:
+    """Runs ansible-playbook on the lab inventory from the checkout (its ansible.cfg)."""
+    argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(INVENTORY), str(playbook), *args]
+    if extra_vars is not None:
+        argv += ["--extra-vars", json.dumps(extra_vars)]
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="false", ANSIBLE_NOCOLOR="true")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP lines -> {host: {ok, changed, failed, ...}}."""
+    result = {}
+    lines = output.splitlines()
+    if "PLAY RECAP" not in output:
+        return result
+    for line in lines[next(i for i, line in enumerate(lines) if line.startswith("PLAY RECAP")) + 1:]:
+        if ":" not in line:
+            continue
+        name, _, counts = line.partition(":")
+        result[name.strip()] = {k: int(v) for k, v in (pair.split("=") for pair in counts.split())}
+    return result
