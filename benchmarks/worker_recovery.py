@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.trials < 5:
         parser.error("--trials must be at least 5")
-    hosts = ray_lab.lab_hosts()
+    hosts = ray_lab.read_inventory()
     head = next((h for h in hosts.values() if "head" in h.groups), None)
     if head is None or args.host not in hosts:
         parser.error(f"no lab head or no host {args.host} in {ray_lab.INVENTORY}; bring the lab up first")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ class LabHost:
     groups: tuple[str, ...]
 
 
-def lab_hosts(inventory: Path = INVENTORY) -> dict[str, LabHost]:
+def read_inventory(inventory: Path = INVENTORY) -> dict[str, LabHost]:
     """The running lab's hosts as its generated inventory describes them; {} when there is no lab."""
     if not inventory.exists():
         return {}
@@ -145,3 +146,24 @@ def recap(output: str) -> dict[str, dict[str, int]]:
         name, _, counts = line.partition(":")
         result[name.strip()] = {k: int(v) for k, v in (pair.split("=") for pair in counts.split())}
     return result
+
+
+# --- what the test modules' fixtures call -----------------------------------------------------------------------
+def require_lab() -> dict[str, LabHost]:
+    """The running 3-host lab (head plus two workers), or a pytest skip saying how to get one."""
+    hosts = read_inventory()
+    if sum("head" in h.groups for h in hosts.values()) != 1 or sum("workers" in h.groups for h in hosts.values()) < 2:
+        pytest.skip("needs a running lab of a head and two workers: fleetwarden lab up --hosts 3")
+    for host in hosts.values():
+        if host_run(host, "systemctl", "is-system-running", timeout=20).stdout.strip() not in ("running", "degraded"):
+            pytest.skip(f"lab host {host.name} is not running")
+    return hosts
+
+
+def ensure_worker_image(hosts: dict[str, LabHost]) -> str:
+    """The lab's Ray image, built if its digest is new and loaded into every lab host that lacks it."""
+    from fleetwarden.lab.worker_image import WORKER_IMAGE, build_worker_image, load_into_lab
+
+    build_worker_image(log=lambda message: None)
+    load_into_lab([h.container for h in hosts.values()], log=lambda message: None)
+    return WORKER_IMAGE
