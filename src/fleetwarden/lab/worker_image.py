@@ -170,6 +170,10 @@ def load_into_lab(containers: list[str], image: str = WORKER_IMAGE, docker: Dock
     wanted = image_id(docker, image)
     if not wanted:
         raise LabError(f"no image {image} on this machine; build it first (fleetwarden lab image)")
+    # Every tag of that image in its repository travels along (the digest tag and :latest).
+    repository = image.rsplit(":", 1)[0]
+    tags = [tag for tag in docker.lines("image", "inspect", "--format", "{{range .RepoTags}}{{println .}}{{end}}",
+                                        image) if tag.rsplit(":", 1)[0] == repository] or [image]
     missing = [c for c in containers if image_id(docker, image, c) != wanted]
     outcome = {c: "present" for c in containers if c not in missing}
     if not missing:
@@ -178,7 +182,7 @@ def load_into_lab(containers: list[str], image: str = WORKER_IMAGE, docker: Dock
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fw-worker-image-") as tmp:
         archive = Path(tmp) / "image.tar"
-        docker.run("save", "--output", str(archive), image, timeout=600)
+        docker.run("save", "--output", str(archive), *tags, timeout=600)
 
         def load(container: str) -> str:
             with archive.open("rb") as stream:
