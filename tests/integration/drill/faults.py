@@ -2,7 +2,8 @@
 
 Used by tests/integration/test_fault_drill.py and benchmarks/recovery_drill.py. Each fault is a `Fault`:
 how to inject it, the cause recover.yml must name, and which units and containers it may change.
-The worker units keep Restart=no (docs/recovery.md): a dead container stays for recover.yml to diagnose.
+The workers run under the worker_service role with restart policy "no" (docs/recovery.md): a dead container
+stays for recover.yml to diagnose.
 """
 
 from __future__ import annotations
