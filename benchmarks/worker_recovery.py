@@ -1,7 +1,7 @@
 """How fast a supervised Ray worker recovers, measured on the running lab (head plus workers).
 
-Needs the lab up and the Ray cluster deployed (tests/integration/playbooks/ray_cluster.yml). For each trial on
-one worker host it breaks the worker, then waits until the head sees it alive again:
+Needs the lab up and the Ray cluster deployed (--deploy runs tests/integration/playbooks/ray_cluster.yml). For
+each trial on one worker host it breaks the worker, then waits until the head sees it alive again:
 
   container death   `docker kill` of the worker's container.
     -> worker process running again: the new container's StartedAt minus the old one's FinishedAt (both from
@@ -12,7 +12,7 @@ one worker host it breaks the worker, then waits until the head sees it alive ag
     -> restarted: the new container's StartedAt minus the moment of the SIGSTOP.
 
 Each figure is reported as the median and the max of --trials trials (at least 5) from one run.
-Usage: python benchmarks/worker_recovery.py [--trials 5] [--host lab-worker-1] [--json out.json]
+Usage: python benchmarks/worker_recovery.py [--deploy] [--trials 5] [--host lab-worker-1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--host", default="lab-worker-1", help="the worker host to break")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--deploy", action="store_true",
+                        help="deploy the Ray cluster first (tests/integration/playbooks/ray_cluster.yml)")
     args = parser.parse_args(argv)
     if args.trials < 5:
         parser.error("--trials must be at least 5")
@@ -98,6 +100,11 @@ def main(argv=None) -> int:
     if head is None or args.host not in hosts:
         parser.error(f"no lab head or no host {args.host} in {ray_lab.INVENTORY}; bring the lab up first")
     host = hosts[args.host]
+    if args.deploy:
+        result = ray_lab.ansible_playbook(ray_lab.PLAYBOOKS / "ray_cluster.yml")
+        if result.returncode != 0:
+            print(result.stdout[-3000:], file=sys.stderr)
+            return 1
     unit = f"fleetwarden-worker-{ray_lab.WORKER_CONTAINER}.service"
     ray_lab.host_run(host, "systemctl", "reset-failed", unit)
     samples: dict[str, list[float]] = {name: [] for name in GOALS}
