@@ -42,8 +42,11 @@ def trial(drill: Drill, fault) -> dict:
     result = {"before": before, "after": drill.snapshot(), "fault": fault}
     ok = (run.returncode == 0 and entry.get("cause") == fault.cause and entry.get("healthy") is True
           and not unexpected_changes(result))
-    return {"ok": ok, "cause": entry.get("cause"), "recover_s": round(seconds, 1),
-            "fault_to_healthy_s": round(fault_to_healthy, 1)}
+    outcome = {"ok": ok, "cause": entry.get("cause"), "recover_s": round(seconds, 1),
+               "fault_to_healthy_s": round(fault_to_healthy, 1)}
+    if not ok:
+        outcome["output_tail"] = run.stdout[-3000:]
+    return outcome
 
 
 def main() -> int:

@@ -84,8 +84,12 @@ def run():
             return 1
         if checkpoint:
             # Written beside the last one, then renamed over it, as training checkpoints are.
-            with open("/tmp/checkpoint.new", "wb") as handle:
-                handle.write(os.urandom(256 * 1024))
+            try:
+                with open("/tmp/checkpoint.new", "wb") as handle:
+                    handle.write(os.urandom(256 * 1024))
+            except OSError:
+                os.unlink("/tmp/checkpoint.new")  # give back what the partial write took, then die of it
+                raise
             os.replace("/tmp/checkpoint.new", "/tmp/checkpoint")
         with open(READY, "w") as handle:
             handle.write(str(time.time()))
