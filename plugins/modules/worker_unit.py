@@ -182,6 +182,8 @@ class WorkerUnit:
         if present and not self.module.check_mode:
             for unit in (units["probe"], units["worker"]):
                 self.module.run_command(["systemctl", "disable", "--now", unit])
+                # A worker whose restarts ran out stays listed as failed until this.
+                self.module.run_command(["systemctl", "reset-failed", unit])
             self.module.run_command([self.paths["docker"], "rm", "--force", name])
             for path in present:
                 os.unlink(path)
