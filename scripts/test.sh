@@ -12,7 +12,14 @@ stage "venv and collections";     bash scripts/setup-venv.sh
 stage "lint: ruff";               ruff check .
 stage "lint: yamllint";           yamllint --strict .
 stage "lint: ansible-lint";       ansible-lint --offline -q
-stage "lab image";                fleetwarden lab image
+stage "lab images (host, Ray worker)"; fleetwarden lab image
+# The Ray and worker integration tests run on the 3-host lab. A lab this script brings
+# up, it takes down again; one that was already running is left as it was.
+if [ "$(fleetwarden lab status --json)" = "[]" ]; then
+  trap 'stage "lab down"; fleetwarden lab down' EXIT
+fi
+stage "lab up (3 hosts)";         fleetwarden lab up --hosts 3
+export FLEETWARDEN_REQUIRE_LAB=1  # a missing lab fails the Ray tests instead of skipping them
 stage "pytest: unit, lab integration, molecule"
-pytest -p no:cacheprovider -ra --durations=20 tests "$@"
+pytest -p no:cacheprovider -ra --durations=25 tests "$@"
 stage "done"

@@ -16,7 +16,7 @@ description:
     the old one). An invalid result fails, naming each bad key, and the file stays untouched.
   - Reports which top-level keys changed and whether dockerd needs a restart (RV(restart_required)) or a reload
     (C(SIGHUP)) is enough. The module never restarts dockerd.
-  - Optionally lists the running containers whose log driver or options differ from the new daemon defaults:
+  - Optionally lists the running containers whose log driver or options differ from the new daemon defaults;
     dockerd applies C(log-opts) only to containers created after the change. They are reported, never restarted.
   - Merge and validation live in C(plugins/module_utils/_daemon_config.py).
 version_added: 0.1.0

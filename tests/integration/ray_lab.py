@@ -152,6 +152,8 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 def require_lab() -> dict[str, LabHost]:
     """The running 3-host lab (head plus two workers), or a pytest skip saying how to get one."""
     hosts = read_inventory()
+    if os.environ.get("FLEETWARDEN_REQUIRE_LAB") == "1" and not hosts:
+        pytest.fail("FLEETWARDEN_REQUIRE_LAB=1 but no lab runs: fleetwarden lab up --hosts 3")
     if sum("head" in h.groups for h in hosts.values()) != 1 or sum("workers" in h.groups for h in hosts.values()) < 2:
         pytest.skip("needs a running lab of a head and two workers: fleetwarden lab up --hosts 3")
     for host in hosts.values():
