@@ -76,8 +76,15 @@ def current(cluster, host):
 
 def test_the_readiness_gate_passed_and_ray_status_shows_both_workers(cluster):
     assert "Ray head ready: GCS at lab-head:6379" in cluster.deploy_output
-    status = ray_lab.host_run(cluster.head, "docker", "exec", "ray-head", "ray", "status", check=True).stdout
-    active = status.split("Active:")[1].split("Pending:")[0]
+    # `ray status` is the autoscaler's view, refreshed every few seconds after the GCS has
+    # registered a node, so it is read until it agrees, within a deadline.
+    deadline = time.monotonic() + 60
+    while True:
+        status = ray_lab.host_run(cluster.head, "docker", "exec", "ray-head", "ray", "status", check=True).stdout
+        active = status.split("Active:")[1].split("Pending:")[0]
+        if active.count(" node_") == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert active.count(" node_") == 3, status
     alive = cluster.alive()
     assert {w.address for w in cluster.workers} <= set(alive)
