@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _systemd
+from systemd_words import unquote_like_systemd
 
 ESCAPE_CASES = [
     ("/mnt/gcs", "mnt-gcs"),
@@ -90,40 +91,12 @@ def test_exec_line_needs_an_absolute_executable(argv):
         _systemd.systemd_exec_line(argv)
 
 
-def _unquote_like_systemd(line):
-    """A reference reader of systemd's Exec syntax for the subset systemd_quote writes
-    (extract_first_word with EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE, then %% and $$)."""
-    simple = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "\\": "\\", '"': '"'}
-    words, index = [], 0
-    while index < len(line):
-        if line[index] == " ":
-            index += 1
-            continue
-        word, quoted = [], False
-        while index < len(line) and (quoted or line[index] != " "):
-            char = line[index]
-            if char == '"':
-                quoted = not quoted
-            elif char == "\\":
-                if line[index + 1] == "x":
-                    word.append(chr(int(line[index + 2:index + 4], 16)))
-                    index += 2
-                else:
-                    word.append(simple[line[index + 1]])
-                index += 1
-            else:
-                word.append(char)
-            index += 1
-        words.append("".join(word).replace("%%", "%").replace("$$", "$"))
-    return words
-
-
 @pytest.mark.parametrize("argv", [
     ["/bin/echo", "plain", "with space", "100%", "$HOME", 'q"uote', "back\\", "multi\nline", "", "ü", "\x1b[0m"],
     ["/usr/local/bin/gcsfuse-standin", "--only-dir", "data dir $X 100% ;", "my-bucket", "/mnt/gcs"],
 ])
 def test_exec_line_round_trips(argv):
-    assert _unquote_like_systemd(_systemd.systemd_exec_line(argv)) == argv
+    assert unquote_like_systemd(_systemd.systemd_exec_line(argv)) == argv
 
 
 @pytest.mark.parametrize(("path", "normalized"), [("/mnt/gcs/", "/mnt/gcs"), ("//mnt//gcs", "/mnt/gcs"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_unit as wu
+from systemd_words import unquote_like_systemd
 
 REPO = Path(__file__).resolve().parents[4]
 ENTRYPOINT = REPO / "roles" / "worker_service" / "files" / "worker-entrypoint"
@@ -29,33 +30,6 @@ def worker(**overrides):
 
 def rendered(systemd_version=252, devices=(), **overrides):
     return wu.worker_unit_text(wu.normalize(worker(**overrides), profiles=PROFILES), systemd_version, devices=devices)
-
-
-def unquote_like_systemd(line):
-    """Reads an Exec value back into argv the way systemd does for what systemd_quote writes."""
-    simple = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "\\": "\\", '"': '"'}
-    words, index = [], 0
-    while index < len(line):
-        if line[index] == " ":
-            index += 1
-            continue
-        word, quoted = [], False
-        while index < len(line) and (quoted or line[index] != " "):
-            char = line[index]
-            if char == '"':
-                quoted = not quoted
-            elif char == "\\":
-                if line[index + 1] == "x":
-                    word.append(chr(int(line[index + 2:index + 4], 16)))
-                    index += 2
-                else:
-                    word.append(simple[line[index + 1]])
-                index += 1
-            else:
-                word.append(char)
-            index += 1
-        words.append("".join(word).replace("%%", "%").replace("$$", "$"))
-    return words
 
 
 def exec_lines(unit, key):
