@@ -5,12 +5,12 @@ tests/fixtures/diagnosis/module-cases.yml, as diagnose.yml and recover.yml build
 """
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from ansible_collections.fleetwarden.fleet.plugins.filter import report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,23 +18,19 @@ SCHEMA = json.loads((REPO / "schemas" / "diagnosis-report.schema.json").read_tex
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
-def _module_cases():
-    path = REPO / "tests" / "unit" / "plugins" / "modules" / "test_container_diagnosis.py"
-    spec = importlib.util.spec_from_file_location("_container_diagnosis_cases", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CASES_MODULE = _module_cases()
-CASES = [case for case in CASES_MODULE.CASES if not case["expect"].get("failed")]
+CASES = [case for case in yaml.safe_load((REPO / "tests" / "fixtures" / "diagnosis" / "module-cases.yml").read_text())
+         if not case["expect"].get("failed")]
 RUN = "20250305T142231Z"
 
 
-def registered(case):
-    """The module's result as a looped `register` holds it: with the worker declaration as `item`."""
-    result, _calls = CASES_MODULE.run_case(case)
-    return dict(result, item={"name": case["params"]["name"], "image": "fleet/ray-worker:2.9"}, ansible_loop_var="item")
+@pytest.fixture
+def registered(run_diagnosis_case):
+    def register(case):
+        """The module's result as a looped `register` holds it: with the worker declaration as `item`."""
+        result, _calls = run_diagnosis_case(case)
+        return dict(result, item={"name": case["params"]["name"], "image": "fleet/ray-worker:2.9"},
+                    ansible_loop_var="item")
+    return register
 
 
 def host_report(results, playbook="recover", **kwargs):
@@ -45,7 +41,7 @@ def host_report(results, playbook="recover", **kwargs):
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
 @pytest.mark.parametrize("playbook", ["diagnose", "recover"])
-def test_host_report_of_each_diagnosis_validates(case, playbook):
+def test_host_report_of_each_diagnosis_validates(case, playbook, registered):
     result = registered(case)
     doc = host_report([result], playbook=playbook, recovered=playbook == "recover",
                       healthy={result["item"]["name"]: True}, seconds=4.2,
@@ -54,7 +50,7 @@ def test_host_report_of_each_diagnosis_validates(case, playbook):
     VALIDATOR.validate(doc)
 
 
-def test_fleet_report_validates():
+def test_fleet_report_validates(registered):
     results = [registered(case) for case in CASES]
     doc = host_report(results, recovered=True)
     fleet = report.recovery_fleet_report([doc], playbook="recover", run_id=RUN,
@@ -73,7 +69,7 @@ def test_fleet_report_validates():
     lambda doc: doc.update(run_id="yesterday"),
     lambda doc: doc.update(kind="fleet"),
 ])
-def test_schema_rejects_broken_reports(breakage):
+def test_schema_rejects_broken_reports(breakage, registered):
     doc = host_report([registered(CASES[0])], recovered=True)
     VALIDATOR.validate(doc)
     broken = copy.deepcopy(doc)
@@ -82,7 +78,7 @@ def test_schema_rejects_broken_reports(breakage):
         VALIDATOR.validate(broken)
 
 
-def test_reports_carry_no_secret_from_the_fixtures():
+def test_reports_carry_no_secret_from_the_fixtures(registered):
     for case in CASES:
         dumped = json.dumps(host_report([registered(case)]))
         for secret in case.get("secrets") or []:

@@ -6,43 +6,30 @@ from unittest import mock
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetwarden.fleet.plugins.modules import docker_daemon_config
 
 SETTINGS = {"log-driver": "json-file", "log-opts": {"max-size": "500m", "max-file": 3, "compress": True},
             "live-restore": True}
 
 
-class ModuleExit(Exception):
-    pass
+@pytest.fixture
+def run_module(run_main):
+    def run(params, check_mode=False, diff=False, docker=None):
+        """Run main(); ``docker`` maps an argv tuple prefix to (rc, stdout, stderr) for the fake CLI."""
+        calls = []
 
+        def run_command(self, argv, **_kwargs):
+            calls.append(argv)
+            for prefix, answer in (docker or {}).items():
+                if tuple(argv[1:len(prefix) + 1]) == prefix:
+                    return answer
+            return 1, "", "Cannot connect to the Docker daemon"
 
-def run_module(params, check_mode=False, diff=False, docker=None):
-    """Run main(); ``docker`` maps an argv tuple prefix to (rc, stdout, stderr) for the fake CLI."""
-    params = dict(params, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    calls = []
-
-    def exit_json(self, **result):
-        raise ModuleExit(result)
-
-    def fail_json(self, **result):
-        raise ModuleExit(dict(result, failed=True))
-
-    def run_command(self, argv, **_kwargs):
-        calls.append(argv)
-        for prefix, answer in (docker or {}).items():
-            if tuple(argv[1:len(prefix) + 1]) == prefix:
-                return answer
-        return 1, "", "Cannot connect to the Docker daemon"
-
-    with patch_module_args(params), mock.patch.multiple(
-            basic.AnsibleModule, exit_json=exit_json, fail_json=fail_json, run_command=run_command,
-            get_bin_path=lambda self, name, *a, **k: "/usr/bin/" + name):
-        with pytest.raises(ModuleExit) as raised:
-            docker_daemon_config.main()
-    result = raised.value.args[0]
-    result["_calls"] = calls
-    return result
+        result = run_main(docker_daemon_config, params, check_mode=check_mode, diff=diff, run_command=run_command,
+                          get_bin_path=lambda self, name, *a, **k: "/usr/bin/" + name)
+        result["_calls"] = calls
+        return result
+    return run
 
 
 def digest(path):
@@ -57,7 +44,7 @@ def daemon_json(tmp_path):
     return path
 
 
-def test_merge_writes_owned_keys_and_keeps_the_others(daemon_json):
+def test_merge_writes_owned_keys_and_keeps_the_others(daemon_json, run_module):
     result = run_module({"path": str(daemon_json), "settings": SETTINGS})
     assert result["changed"] is True
     assert result["changed_keys"] == ["live-restore", "log-driver", "log-opts"]
@@ -69,7 +56,7 @@ def test_merge_writes_owned_keys_and_keeps_the_others(daemon_json):
     assert not [p for p in daemon_json.parent.iterdir() if p.name != "daemon.json"], "temporary file left behind"
 
 
-def test_second_run_changes_nothing(daemon_json):
+def test_second_run_changes_nothing(daemon_json, run_module):
     run_module({"path": str(daemon_json), "settings": SETTINGS})
     before = digest(daemon_json)
     result = run_module({"path": str(daemon_json), "settings": SETTINGS})
@@ -79,7 +66,7 @@ def test_second_run_changes_nothing(daemon_json):
     assert digest(daemon_json) == before
 
 
-def test_same_content_in_another_layout_is_not_rewritten(daemon_json):
+def test_same_content_in_another_layout_is_not_rewritten(daemon_json, run_module):
     daemon_json.write_text('{"live-restore":true,"log-driver":"json-file",'
                            '"log-opts":{"compress":"true","max-file":"3","max-size":"500m"}}')
     before = digest(daemon_json)
@@ -87,7 +74,7 @@ def test_same_content_in_another_layout_is_not_rewritten(daemon_json):
     assert digest(daemon_json) == before
 
 
-def test_missing_file_is_created_with_mode_0644(tmp_path):
+def test_missing_file_is_created_with_mode_0644(tmp_path, run_module):
     path = tmp_path / "etc" / "docker" / "daemon.json"
     result = run_module({"path": str(path), "settings": {"live-restore": True}})
     assert result["changed"] is True and result["before"] == {}
@@ -95,7 +82,7 @@ def test_missing_file_is_created_with_mode_0644(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == "0o644"
 
 
-def test_check_mode_reports_and_diffs_without_writing(daemon_json):
+def test_check_mode_reports_and_diffs_without_writing(daemon_json, run_module):
     before = digest(daemon_json)
     result = run_module({"path": str(daemon_json), "settings": SETTINGS}, check_mode=True, diff=True)
     assert result["changed"] is True
@@ -110,7 +97,7 @@ def test_check_mode_reports_and_diffs_without_writing(daemon_json):
     ({"log-driver": "bogus"}, "log-driver"),
     ({"live-restore": "yes"}, "live-restore"),
 ])
-def test_invalid_result_fails_naming_the_key_and_leaves_the_file_untouched(daemon_json, settings, key):
+def test_invalid_result_fails_naming_the_key_and_leaves_the_file_untouched(daemon_json, settings, key, run_module):
     before = digest(daemon_json)
     result = run_module({"path": str(daemon_json), "settings": settings})
     assert result["failed"] is True
@@ -119,7 +106,7 @@ def test_invalid_result_fails_naming_the_key_and_leaves_the_file_untouched(daemo
     assert digest(daemon_json) == before
 
 
-def test_unparsable_file_fails_without_overwriting(daemon_json):
+def test_unparsable_file_fails_without_overwriting(daemon_json, run_module):
     daemon_json.write_text("{broken")
     result = run_module({"path": str(daemon_json), "settings": SETTINGS})
     assert result["failed"] is True
@@ -127,7 +114,7 @@ def test_unparsable_file_fails_without_overwriting(daemon_json):
     assert daemon_json.read_text() == "{broken"
 
 
-def test_running_containers_with_other_log_opts_are_reported_and_warned(daemon_json):
+def test_running_containers_with_other_log_opts_are_reported_and_warned(daemon_json, run_module):
     inspected = [
         {"Id": "a" * 64, "Name": "/ray-worker",
          "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}}}},
@@ -145,13 +132,13 @@ def test_running_containers_with_other_log_opts_are_reported_and_warned(daemon_j
     assert ["/usr/bin/docker", "inspect", "a" * 64, "b" * 64] in result["_calls"]
 
 
-def test_no_daemon_means_containers_not_checked(daemon_json):
+def test_no_daemon_means_containers_not_checked(daemon_json, run_module):
     result = run_module({"path": str(daemon_json), "settings": SETTINGS})
     assert result["containers_checked"] is False
     assert result["containers_with_other_log_opts"] == []
 
 
-def test_container_check_can_be_switched_off(daemon_json):
+def test_container_check_can_be_switched_off(daemon_json, run_module):
     result = run_module({"path": str(daemon_json), "settings": SETTINGS, "check_containers": False})
     assert result["_calls"] == []
     assert result["containers_checked"] is False

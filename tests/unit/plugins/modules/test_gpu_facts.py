@@ -1,11 +1,8 @@
 """Unit tests for the gpu_facts module: main() with run_command answering the real H100 captures."""
 
 from pathlib import Path
-from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import (
     QUERY_COMPUTE_APPS_FIELDS,
     QUERY_GPU_FIELDS,
@@ -22,39 +19,30 @@ DRIVER_GONE = ("NVIDIA-SMI has failed because it couldn't communicate with the N
                "latest NVIDIA driver is installed and running.\n")
 
 
-class ModuleExit(Exception):
-    pass
-
-
 def fixture(name):
     return (FIXTURES / name).read_text()
 
 
-def run_module(params, calls, found=NVIDIA_SMI):
-    """Run main(); calls is the expected [(argv, (rc, out, err))] in order."""
-    calls = list(calls)
+@pytest.fixture
+def run_module(run_main):
+    def run(params, calls, found=NVIDIA_SMI, check_mode=False):
+        """Run main(); calls is the expected [(argv, (rc, out, err))] in order."""
+        calls = list(calls)
 
-    def run_command(self, argv, **kwargs):
-        expected, answer = calls.pop(0)
-        assert argv == expected
-        return answer
+        def run_command(self, argv, **kwargs):
+            expected, answer = calls.pop(0)
+            assert argv == expected
+            return answer
 
-    def exit_json(self, **result):
-        raise ModuleExit(result)
-
-    def fail_json(self, **result):
-        raise ModuleExit(dict(result, failed=True))
-
-    with patch_module_args(params), mock.patch.multiple(
-            basic.AnsibleModule, run_command=run_command, exit_json=exit_json, fail_json=fail_json,
-            get_bin_path=lambda self, name, required=False, opt_dirs=None: found if name == "nvidia-smi" else None):
-        with pytest.raises(ModuleExit) as raised:
-            gpu_facts.main()
-    assert calls == [], "run_command calls not made"
-    return raised.value.args[0]
+        result = run_main(gpu_facts, params, check_mode=check_mode, run_command=run_command,
+                          get_bin_path=lambda self, name, required=False, opt_dirs=None:
+                          found if name == "nvidia-smi" else None)
+        assert calls == [], "run_command calls not made"
+        return result
+    return run
 
 
-def test_host_without_nvidia_smi_has_no_gpus_and_does_not_fail():
+def test_host_without_nvidia_smi_has_no_gpus_and_does_not_fail(run_module):
     result = run_module({}, [], found=None)
     assert not result.get("failed")
     assert result["changed"] is False
@@ -63,7 +51,7 @@ def test_host_without_nvidia_smi_has_no_gpus_and_does_not_fail():
     assert result["ansible_facts"]["fleet_gpu"]["gpu_count"] == 0
 
 
-def test_xml_source_on_the_h100_capture():
+def test_xml_source_on_the_h100_capture(run_module):
     result = run_module({}, [(XML_CALL, (0, fixture("nvidia-smi-q.xml"), ""))])
     assert (result["gpu_count"], result["health"], result["reasons"]) == (1, "healthy", [])
     assert (result["driver_version"], result["cuda_version"]) == ("580.159.04", "13.0")
@@ -78,7 +66,7 @@ def test_xml_source_on_the_h100_capture():
     assert facts == dict((key, result[key]) for key in facts)
 
 
-def test_csv_source_on_the_h100_captures():
+def test_csv_source_on_the_h100_captures(run_module):
     busy = "\n".join(fixture("compute-apps-busy.csv").splitlines()[:2]) + "\n"  # the compute-apps capture alone
     result = run_module({"source": "csv"}, [
         (QUERY_GPU_CALL, (0, fixture("query-gpu.csv"), "")),
@@ -91,7 +79,7 @@ def test_csv_source_on_the_h100_captures():
     assert gpu["processes"] == [{"pid": 460, "name": "python3", "type": "C", "used_memory_mib": 10758}]
 
 
-def test_csv_source_idle():
+def test_csv_source_idle(run_module):
     result = run_module({"source": "csv"}, [
         (QUERY_GPU_CALL, (0, fixture("query-gpu.csv"), "")),
         (COMPUTE_APPS_CALL, (0, fixture("compute-apps-idle.csv"), "")),
@@ -99,7 +87,7 @@ def test_csv_source_idle():
     assert result["gpus"][0]["processes"] == []
 
 
-def test_failing_nvidia_smi_is_unhealthy_not_failed():
+def test_failing_nvidia_smi_is_unhealthy_not_failed(run_module):
     result = run_module({}, [(XML_CALL, (9, DRIVER_GONE, ""))])
     assert not result.get("failed")
     assert (result["gpu_count"], result["health"]) == (0, "unhealthy")
@@ -107,13 +95,13 @@ def test_failing_nvidia_smi_is_unhealthy_not_failed():
     assert result["reasons"] == ["nvidia-smi failed: " + DRIVER_GONE.strip()]
 
 
-def test_unreadable_xml_is_unhealthy():
+def test_unreadable_xml_is_unhealthy(run_module):
     result = run_module({}, [(XML_CALL, (0, "<nvidia_smi_log><gpu>", ""))])
     assert result["health"] == "unhealthy"
     assert result["reasons"][0].startswith("nvidia-smi failed: unreadable XML")
 
 
-def test_nvidia_smi_path_and_thresholds_are_used():
+def test_nvidia_smi_path_and_thresholds_are_used(run_module):
     path = "/opt/nvidia/bin/nvidia-smi"
     result = run_module({"nvidia_smi_path": path, "temperature_threshold_c": 30},
                         [([path, "-q", "-x"], (0, fixture("nvidia-smi-q.xml"), ""))])
@@ -122,12 +110,12 @@ def test_nvidia_smi_path_and_thresholds_are_used():
     assert result["gpus"][0]["reasons"] == ["GPU temperature 35 C >= 30 C"]
 
 
-def test_bad_source_is_rejected():
+def test_bad_source_is_rejected(run_module):
     result = run_module({"source": "text"}, [])
     assert result["failed"] is True
     assert "value of source must be one of: xml, csv" in result["msg"]
 
 
-def test_check_mode_reads_the_same():
+def test_check_mode_reads_the_same(run_module):
     calls = [(XML_CALL, (0, fixture("nvidia-smi-q.xml"), ""))]
-    assert run_module({"_ansible_check_mode": True}, calls) == run_module({}, calls)
+    assert run_module({}, calls, check_mode=True) == run_module({}, calls)

@@ -1,11 +1,8 @@
 """Unit tests for the incident_evidence module: docker's answers faked, files written to a tmp dir."""
 
 import json
-from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetwarden.fleet.plugins.modules import incident_evidence
 
 INSPECT = [{"Id": "c" * 64, "Args": ["--token=hf_abcdefghijklmnopqrstuvwx"],
@@ -15,36 +12,25 @@ STDOUT = "2025-03-05T14:00:01.000000000Z worker started\n2025-03-05T14:00:03.000
 STDERR = "2025-03-05T14:00:02.000000000Z warning on stderr\n"
 
 
-class ModuleExit(Exception):
-    pass
+@pytest.fixture
+def run(run_main):
+    def run_module(params, daemon_up=True, check_mode=False):
+        def run_command(self, argv, **kwargs):
+            if argv[0].endswith("journalctl"):
+                return 0, "dockerd: shutting down; secret=abc\n", ""
+            if argv[:2] == ["/usr/bin/docker", "info"]:
+                return (0, "20.10.24\n", "") if daemon_up else (1, "", "Cannot connect to the Docker daemon")
+            if not daemon_up:
+                return 1, "", "Cannot connect to the Docker daemon"
+            if argv[1] == "inspect":
+                return 0, json.dumps(INSPECT), ""
+            if argv[1] == "logs":
+                return 0, STDOUT, STDERR
+            raise AssertionError(argv)
 
-
-def run(params, daemon_up=True, check_mode=False):
-    def run_command(self, argv, **kwargs):
-        if argv[0].endswith("journalctl"):
-            return 0, "dockerd: shutting down; secret=abc\n", ""
-        if argv[:2] == ["/usr/bin/docker", "info"]:
-            return (0, "20.10.24\n", "") if daemon_up else (1, "", "Cannot connect to the Docker daemon")
-        if not daemon_up:
-            return 1, "", "Cannot connect to the Docker daemon"
-        if argv[1] == "inspect":
-            return 0, json.dumps(INSPECT), ""
-        if argv[1] == "logs":
-            return 0, STDOUT, STDERR
-        raise AssertionError(argv)
-
-    def exit_json(self, **result):
-        raise ModuleExit(result)
-
-    def fail_json(self, **result):
-        raise ModuleExit(dict(result, failed=True))
-
-    with patch_module_args(dict(params, _ansible_check_mode=check_mode)), mock.patch.multiple(
-            basic.AnsibleModule, run_command=run_command, exit_json=exit_json, fail_json=fail_json,
-            get_bin_path=lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name):
-        with pytest.raises(ModuleExit) as raised:
-            incident_evidence.main()
-    return raised.value.args[0]
+        return run_main(incident_evidence, params, check_mode=check_mode, run_command=run_command,
+                        get_bin_path=lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
+    return run_module
 
 
 @pytest.fixture
@@ -54,7 +40,7 @@ def params(tmp_path):
             "record": {"cause": "sigkill", "at": 4102444800.0, "container_id": "c" * 64}}
 
 
-def test_keeps_inspect_logs_and_diagnosis_redacted(params, tmp_path):
+def test_keeps_inspect_logs_and_diagnosis_redacted(params, tmp_path, run):
     result = run(params)
     assert result["changed"] is True
     assert result["files"] == ["diagnosis.json", "inspect.json", "logs.txt"]
@@ -68,12 +54,12 @@ def test_keeps_inspect_logs_and_diagnosis_redacted(params, tmp_path):
     assert oct((incident / "logs.txt").stat().st_mode & 0o777) == "0o600"
 
 
-def test_include_sensitive_keeps_secrets(params, tmp_path):
+def test_include_sensitive_keeps_secrets(params, tmp_path, run):
     run(dict(params, include_sensitive=True))
     assert "hf_abcdefghijklmnopqrstuvwx" in (tmp_path / "ray-worker" / "20250305T140010Z" / "inspect.json").read_text()
 
 
-def test_same_death_twice_is_recorded_once_and_changes_nothing(params, tmp_path):
+def test_same_death_twice_is_recorded_once_and_changes_nothing(params, tmp_path, run):
     run(params)
     again = run(params)
     assert again["changed"] is False
@@ -82,7 +68,7 @@ def test_same_death_twice_is_recorded_once_and_changes_nothing(params, tmp_path)
     assert history == {"ray-worker": [params["record"]]}
 
 
-def test_old_records_are_dropped(params, tmp_path):
+def test_old_records_are_dropped(params, tmp_path, run):
     (tmp_path / "history.json").write_text(json.dumps({"ray-worker": [{"cause": "oom_killed", "at": 1.0}],
                                                        "other": [{"cause": "sigkill", "at": 2.0}]}))
     run(params)
@@ -91,7 +77,7 @@ def test_old_records_are_dropped(params, tmp_path):
     assert history["other"] == [{"cause": "sigkill", "at": 2.0}]
 
 
-def test_keeps_only_the_last_incidents(params, tmp_path):
+def test_keeps_only_the_last_incidents(params, tmp_path, run):
     for stamp in ("20250101T000000Z", "20250201T000000Z", "20250301T000000Z"):
         (tmp_path / "ray-worker" / stamp).mkdir(parents=True)
     result = run(dict(params, keep=2))
@@ -99,14 +85,14 @@ def test_keeps_only_the_last_incidents(params, tmp_path):
     assert sorted(p.name for p in (tmp_path / "ray-worker").iterdir()) == ["20250301T000000Z", "20250305T140010Z"]
 
 
-def test_daemon_down_keeps_dockerd_journal(params, tmp_path):
+def test_daemon_down_keeps_dockerd_journal(params, tmp_path, run):
     result = run(params, daemon_up=False)
     assert result["files"] == ["diagnosis.json", "dockerd-journal.txt"]
     journal = (tmp_path / "ray-worker" / "20250305T140010Z" / "dockerd-journal.txt").read_text()
     assert "secret=<redacted>" in journal
 
 
-def test_check_mode_writes_nothing(params, tmp_path):
+def test_check_mode_writes_nothing(params, tmp_path, run):
     result = run(params, check_mode=True)
     assert result["changed"] is True
     assert list(tmp_path.iterdir()) == []

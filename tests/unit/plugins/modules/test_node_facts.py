@@ -6,8 +6,6 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetwarden.fleet.plugins.modules import node_facts
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "diagnosis"
@@ -22,10 +20,6 @@ FILESYSTEMS = {
 }
 
 
-class ModuleExit(Exception):
-    pass
-
-
 def statvfs(path):
     if path not in FILESYSTEMS:
         raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), path)
@@ -33,24 +27,16 @@ def statvfs(path):
     return os.statvfs_result((4096, 4096, blocks, bfree, bavail, files, ffree, ffree, 0, 255))
 
 
-def run_module(params, proc=None):
-    proc = PROC if proc is None else proc
-
-    def exit_json(self, **result):
-        raise ModuleExit(result)
-
-    def fail_json(self, **result):
-        raise ModuleExit(dict(result, failed=True))
-
-    with patch_module_args(params), mock.patch.multiple(
-            basic.AnsibleModule, exit_json=exit_json, fail_json=fail_json), mock.patch.multiple(
-            node_facts, read_text=lambda path: proc.get(path, ""), statvfs=statvfs):
-        with pytest.raises(ModuleExit) as raised:
-            node_facts.main()
-    return raised.value.args[0]
+@pytest.fixture
+def run_module(run_main):
+    def run(params, proc=None):
+        proc = PROC if proc is None else proc
+        with mock.patch.multiple(node_facts, read_text=lambda path: proc.get(path, ""), statvfs=statvfs):
+            return run_main(node_facts, params)
+    return run
 
 
-def test_node_facts_from_recorded_proc_files():
+def test_node_facts_from_recorded_proc_files(run_module):
     result = run_module({})
     assert result["changed"] is False
     assert result["memory"]["total_bytes"] == 1056629604 * 1024
@@ -65,17 +51,17 @@ def test_node_facts_from_recorded_proc_files():
     assert result["ansible_facts"]["fleet_node"]["oom_kill_count"] == 3
 
 
-def test_missing_path_is_reported_not_fatal():
+def test_missing_path_is_reported_not_fatal(run_module):
     result = run_module({"paths": ["/", "/mnt/data"]})
     assert result["disks"][1] == {"path": "/mnt/data", "error": "No such file or directory"}
 
 
-def test_threshold_is_a_parameter():
+def test_threshold_is_a_parameter(run_module):
     result = run_module({"paths": ["/"], "disk_full_threshold_pct": 20})
     assert result["disks"][0]["full"] is True
 
 
-def test_unreadable_proc_gives_empty_facts_not_a_failure():
+def test_unreadable_proc_gives_empty_facts_not_a_failure(run_module):
     result = run_module({"paths": []}, proc={})
     assert result["memory"]["total_bytes"] == 0
     assert result["oom_kill_count"] is None

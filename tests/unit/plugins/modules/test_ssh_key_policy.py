@@ -3,32 +3,16 @@
 import json
 import shutil
 import subprocess
-from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetwarden.fleet.plugins.modules import ssh_key_policy
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
 
 
-class ModuleExit(Exception):
-    pass
-
-
-def run_module(params):
-    def exit_json(self, **result):
-        raise ModuleExit(result)
-
-    def fail_json(self, **result):
-        raise ModuleExit(dict(result, failed=True))
-
-    with patch_module_args(params), mock.patch.multiple(basic.AnsibleModule, exit_json=exit_json,
-                                                        fail_json=fail_json):
-        with pytest.raises(ModuleExit) as raised:
-            ssh_key_policy.main()
-    return raised.value.args[0]
+@pytest.fixture
+def run_module(run_main):
+    return lambda params: run_main(ssh_key_policy, params)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +27,7 @@ def keys(tmp_path_factory):
     return made
 
 
-def test_allowed_keys_pass_with_their_facts(keys):
+def test_allowed_keys_pass_with_their_facts(keys, run_module):
     lines = [keys["alice"]["public"], keys["bob"]["public"]]
     result = run_module({"authorized_keys": [{"user": "root", "public_keys": lines}]})
     assert "failed" not in result
@@ -54,7 +38,7 @@ def test_allowed_keys_pass_with_their_facts(keys):
     assert result["rejected"] == []
 
 
-def test_rejected_key_fails_naming_user_position_comment_and_reason(keys):
+def test_rejected_key_fails_naming_user_position_comment_and_reason(keys, run_module):
     result = run_module({"authorized_keys": [
         {"user": "root", "public_keys": [keys["alice"]["public"]]},
         {"user": "ray",
@@ -69,19 +53,19 @@ def test_rejected_key_fails_naming_user_position_comment_and_reason(keys):
     assert "carol@fleet" in result["msg"]
 
 
-def test_policy_is_a_parameter(keys):
+def test_policy_is_a_parameter(keys, run_module):
     result = run_module({"authorized_keys": [{"user": "root", "public_keys": [keys["bob"]["public"]]}],
                          "policy": {"ed25519": 256}})
     assert result["rejected"] == ["user root key 1 (bob@fleet): key type ecdsa is not allowed (allowed: ed25519)"]
 
 
-def test_unknown_policy_type_fails(keys):
+def test_unknown_policy_type_fails(keys, run_module):
     result = run_module({"policy": {"ed25519": 256, "ed448": 456}})
     assert result["failed"] is True
     assert "ed448" in result["msg"]
 
 
-def test_matching_private_key_passes_and_is_never_returned(keys):
+def test_matching_private_key_passes_and_is_never_returned(keys, run_module):
     result = run_module({"private_keys": [{"path": "/home/ray/.ssh/id_ed25519", "private_key": keys["ray"]["private"],
                                            "public_key": keys["ray"]["public"]}]})
     assert "failed" not in result
@@ -91,7 +75,7 @@ def test_matching_private_key_passes_and_is_never_returned(keys):
     assert_no_private_material(result, keys["ray"]["private"])
 
 
-def test_mismatched_pair_fails_with_both_fingerprints(keys):
+def test_mismatched_pair_fails_with_both_fingerprints(keys, run_module):
     result = run_module({"private_keys": [{"path": "/home/ray/.ssh/id_ed25519", "private_key": keys["ray"]["private"],
                                            "public_key": keys["other"]["public"]}]})
     assert result["failed"] is True
@@ -101,7 +85,7 @@ def test_mismatched_pair_fails_with_both_fingerprints(keys):
     assert_no_private_material(result, keys["ray"]["private"])
 
 
-def test_unparsable_private_key_fails_without_quoting_it(keys):
+def test_unparsable_private_key_fails_without_quoting_it(keys, run_module):
     mangled = keys["ray"]["private"].replace("-----END", "-----XEND")
     result = run_module({"private_keys": [{"path": "/k", "private_key": mangled, "public_key": keys["ray"]["public"]}]})
     assert result["failed"] is True

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller, build_service
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import node_spec
 from ansible_collections.fleetwarden.fleet.plugins.modules import tpu_node
@@ -266,16 +265,19 @@ def test_wait_false_returns_after_submitting():
 # --- main(): argument handling and output ------------------------------------------------------
 
 
-def run_main(monkeypatch, capsys, responses, args):
-    http = HttpMockSequence(list(responses))
-    monkeypatch.setattr(tpu_node, "load_credentials", lambda *args: None)
-    monkeypatch.setattr(tpu_node, "http_factory", lambda credentials, timeout: lambda: http)
-    with patch_module_args(args), pytest.raises(SystemExit):
-        tpu_node.main()
-    return json.loads(capsys.readouterr().out)
+@pytest.fixture
+def main_answering(run_main, monkeypatch):
+    """Run main() with the API answering ``responses`` in order."""
+
+    def run(responses, args):
+        http = HttpMockSequence(list(responses))
+        monkeypatch.setattr(tpu_node, "load_credentials", lambda *args: None)
+        monkeypatch.setattr(tpu_node, "http_factory", lambda credentials, timeout: lambda: http)
+        return run_main(tpu_node, args)
+    return run
 
 
-def test_main_in_check_and_diff_mode(monkeypatch, capsys):
+def test_main_in_check_and_diff_mode(main_answering):
     args = {
         "name": "train-v4-8-c",
         "project": "fw-ml-prod",
@@ -286,23 +288,23 @@ def test_main_in_check_and_diff_mode(monkeypatch, capsys):
         "_ansible_check_mode": True,
         "_ansible_diff": True,
     }
-    result = run_main(monkeypatch, capsys, [ok("tpu/node_preempted.json")], args)
+    result = main_answering([ok("tpu/node_preempted.json")], args)
     assert result["changed"] is True
     assert result["actions"] == ["delete", "create"]
     assert result["diff"]["before"]["state"] == "PREEMPTED"
     assert "ya29.secret-value" not in json.dumps(result)
 
 
-def test_main_turns_service_disabled_into_one_message(monkeypatch, capsys):
+def test_main_turns_service_disabled_into_one_message(main_answering):
     args = {"name": "train-v4-8-c", "project": "fw-ml-prod", "zone": "us-central2-b"}
     disabled = ({"status": "403"}, (GCP / "errors/403_service_disabled_tpu.json").read_text())
-    result = run_main(monkeypatch, capsys, [disabled], args)
+    result = main_answering([disabled], args)
     assert result["failed"] is True
     assert result["msg"].startswith("Cloud TPU API (tpu.googleapis.com) is disabled for project fw-ml-prod")
 
 
-def test_main_requires_the_token_for_accesstoken(monkeypatch, capsys):
+def test_main_requires_the_token_for_accesstoken(main_answering):
     args = {"name": "n", "project": "p", "zone": "z", "auth_kind": "accesstoken"}
-    result = run_main(monkeypatch, capsys, [], args)
+    result = main_answering([], args)
     assert result["failed"] is True
     assert "access_token" in result["msg"]

@@ -2,11 +2,8 @@
 
 import json
 import stat
-from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.fleetwarden.fleet.plugins.modules import worker_unit
 
 WORKER = {"name": "trainer", "image": "fleet/trainer:1.4", "command": ["python3", "-m", "trainer"],
@@ -14,42 +11,31 @@ WORKER = {"name": "trainer", "image": "fleet/trainer:1.4", "command": ["python3"
 SECRET = "hf_SuperSecretToken"  # noqa: S105 - a fake token, to prove it never leaks
 
 
-class ModuleExit(Exception):
-    pass
+@pytest.fixture
+def run_module(run_main):
+    def run(tmp_path, worker=None, env=None, check_mode=False, diff=False, image_id="sha256:1111", **params):
+        args = dict(worker=worker or WORKER, env={"HF_TOKEN": SECRET} if env is None else env,
+                    unit_dir=str(tmp_path / "units"),
+                    paths={"config_dir": str(tmp_path / "workers")}, profiles={"cpu": {}, "gpu": {}, "tpu": {}},
+                    **params)
+        (tmp_path / "units").mkdir(exist_ok=True)
+        calls = []
+
+        def run_command(self, argv, **_kwargs):
+            calls.append(argv)
+            if argv[:2] == ["systemctl", "--version"]:
+                return 0, "systemd 252 (252.39-1~deb12u2)\n", ""
+            if argv[1:3] == ["image", "inspect"]:
+                return (0, image_id + "\n", "") if image_id else (1, "", "No such image")
+            return 0, "", ""
+
+        result = run_main(worker_unit, args, check_mode=check_mode, diff=diff, run_command=run_command)
+        result["_calls"] = calls
+        return result
+    return run
 
 
-def run_module(tmp_path, worker=None, env=None, check_mode=False, diff=False, image_id="sha256:1111", **params):
-    args = dict(worker=worker or WORKER, env={"HF_TOKEN": SECRET} if env is None else env,
-                unit_dir=str(tmp_path / "units"),
-                paths={"config_dir": str(tmp_path / "workers")}, profiles={"cpu": {}, "gpu": {}, "tpu": {}},
-                _ansible_check_mode=check_mode, _ansible_diff=diff, **params)
-    (tmp_path / "units").mkdir(exist_ok=True)
-    calls = []
-
-    def exit_json(self, **result):
-        raise ModuleExit(result)
-
-    def fail_json(self, **result):
-        raise ModuleExit(dict(result, failed=True))
-
-    def run_command(self, argv, **_kwargs):
-        calls.append(argv)
-        if argv[:2] == ["systemctl", "--version"]:
-            return 0, "systemd 252 (252.39-1~deb12u2)\n", ""
-        if argv[1:3] == ["image", "inspect"]:
-            return (0, image_id + "\n", "") if image_id else (1, "", "No such image")
-        return 0, "", ""
-
-    with patch_module_args(args), mock.patch.multiple(basic.AnsibleModule, exit_json=exit_json, fail_json=fail_json,
-                                                      run_command=run_command):
-        with pytest.raises(ModuleExit) as raised:
-            worker_unit.main()
-    result = raised.value.args[0]
-    result["_calls"] = calls
-    return result
-
-
-def test_first_run_writes_units_env_and_declaration_with_private_modes(tmp_path):
+def test_first_run_writes_units_env_and_declaration_with_private_modes(tmp_path, run_module):
     result = run_module(tmp_path)
     assert result["changed"] and result["restart_required"] and result["daemon_reload_required"]
     assert result["unit"] == "fleetwarden-worker-trainer.service"
@@ -68,7 +54,7 @@ def test_first_run_writes_units_env_and_declaration_with_private_modes(tmp_path)
     assert (tmp_path / "units" / "fleetwarden-probe-trainer.service").exists()
 
 
-def test_secrets_never_reach_the_result_or_the_diff(tmp_path):
+def test_secrets_never_reach_the_result_or_the_diff(tmp_path, run_module):
     result = run_module(tmp_path, diff=True)
     text = json.dumps({k: v for k, v in result.items() if k != "_calls"})
     assert SECRET not in text
@@ -79,7 +65,7 @@ def test_secrets_never_reach_the_result_or_the_diff(tmp_path):
     assert SECRET not in json.dumps(result["diff"])
 
 
-def test_an_unchanged_rerun_changes_nothing(tmp_path):
+def test_an_unchanged_rerun_changes_nothing(tmp_path, run_module):
     run_module(tmp_path)
     result = run_module(tmp_path)
     assert not result["changed"] and not result["restart_required"] and result["files"] == []
@@ -94,33 +80,33 @@ def test_an_unchanged_rerun_changes_nothing(tmp_path):
      ["worker-trainer.service", "trainer.json"]),
     ({"image_id": "sha256:2222"}, ["trainer.json"]),
 ])
-def test_a_change_to_the_declaration_requires_a_restart(tmp_path, change, files):
+def test_a_change_to_the_declaration_requires_a_restart(tmp_path, change, files, run_module):
     run_module(tmp_path)
     result = run_module(tmp_path, **change)
     assert result["restart_required"]
     assert sorted(path.rsplit("/", 1)[1].replace("fleetwarden-", "") for path in result["files"]) == sorted(files)
 
 
-def test_check_mode_reports_without_writing(tmp_path):
+def test_check_mode_reports_without_writing(tmp_path, run_module):
     result = run_module(tmp_path, check_mode=True)
     assert result["changed"] and result["restart_required"]
     assert not (tmp_path / "units" / "fleetwarden-worker-trainer.service").exists()
 
 
-def test_a_bad_declaration_fails_before_writing_anything(tmp_path):
+def test_a_bad_declaration_fails_before_writing_anything(tmp_path, run_module):
     result = run_module(tmp_path, worker=dict(WORKER, restart={"max_per_hour": 0}))
     assert result["failed"] and "restart.max_per_hour" in result["msg"]
     assert not (tmp_path / "workers").exists()
 
 
-def test_removing_the_probe_removes_its_unit(tmp_path):
+def test_removing_the_probe_removes_its_unit(tmp_path, run_module):
     run_module(tmp_path)
     result = run_module(tmp_path, worker=dict(WORKER, probe={}))
     assert result["probe_unit"] is None and result["daemon_reload_required"]
     assert not (tmp_path / "units" / "fleetwarden-probe-trainer.service").exists()
 
 
-def test_absent_stops_the_units_removes_the_container_and_the_files(tmp_path):
+def test_absent_stops_the_units_removes_the_container_and_the_files(tmp_path, run_module):
     run_module(tmp_path)
     result = run_module(tmp_path, worker={"name": "trainer", "state": "absent"})
     assert result["changed"]
