@@ -130,13 +130,13 @@ containers_with_other_log_opts:
        log_opts: {max-size: 100m, max-file: "1"}}
 """
 
-import json  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
+import json  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import tempfile  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.common.text.converters import to_native  # noqa: E402
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._daemon_config import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible.module_utils.common.text.converters import to_native  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._daemon_config import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     DaemonConfigError,
     changed_keys,
     containers_with_other_log_opts,

@@ -145,8 +145,8 @@ ansible_facts:
 """
 
 # Module anatomy (community.docker): imports follow DOCUMENTATION, EXAMPLES and RETURN.
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     ABSENT,
     QUERY_COMPUTE_APPS_FIELDS,
     QUERY_GPU_FIELDS,

@@ -119,8 +119,8 @@ rejected:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._ssh_keys import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._ssh_keys import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     KEY_FAMILIES,
     SshKeyError,
     check_key_pair,
