@@ -1,12 +1,31 @@
-"""The lab image spec: digest stability and the commands it builds with."""
+"""The lab image spec: a digest that changes with what goes into the image and only then, and its build commands."""
 
 import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
 
 from fleetwarden.lab.image import LAB_HOST_SPEC, ImageSpec
 
 
-def test_digest_is_stable_and_tags_the_image():
-    assert LAB_HOST_SPEC.digest() == LAB_HOST_SPEC.digest()
+@pytest.mark.parametrize("spec", ["fleetwarden.lab.image:LAB_HOST_SPEC",
+                                  "fleetwarden.lab.worker_image:RAY_WORKER_SPEC"])
+def test_digest_is_the_same_in_the_next_process(spec):
+    """The tag names the cached image: the next run must compute the same one, whatever its hash seed."""
+    module, name = spec.split(":")
+    here = getattr(__import__(module, fromlist=[name]), name).digest()
+    for seed in ("1", "2"):
+        fresh = subprocess.run([sys.executable, "-c", f"from {module} import {name}; print({name}.digest())"],
+                               env=dict(os.environ, PYTHONHASHSEED=seed), capture_output=True, text=True, check=True)
+        assert fresh.stdout.strip() == here
+
+
+def test_digest_does_not_depend_on_where_the_checkout_is(tmp_path):
+    moved = shutil.copytree(LAB_HOST_SPEC.overlay, tmp_path / "overlay")
+    assert dataclasses.replace(LAB_HOST_SPEC, overlay=moved).digest() == LAB_HOST_SPEC.digest()
     assert LAB_HOST_SPEC.tag == f"fleetwarden/lab-host:{LAB_HOST_SPEC.digest()}"
 
 
