@@ -121,6 +121,7 @@ rejected:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._ssh_keys import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    DEFAULT_POLICY,
     KEY_FAMILIES,
     SshKeyError,
     check_key_pair,
@@ -201,7 +202,7 @@ def main():
             private_key=dict(type="str", required=True, no_log=True),
             public_key=dict(type="str", required=True, no_log=False),
         )),
-        policy=dict(type="dict", default={"ed25519": 256, "ecdsa": 256, "rsa": 3072}),
+        policy=dict(type="dict", default=dict(DEFAULT_POLICY)),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     module.exit_json(**KeyPolicy(module).run())

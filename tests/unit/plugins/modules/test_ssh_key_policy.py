@@ -3,10 +3,14 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._ssh_keys import DEFAULT_POLICY
 from ansible_collections.fleetwarden.fleet.plugins.modules import ssh_key_policy
 
+ROLE = Path(__file__).resolve().parents[4] / "roles" / "ssh_keys"
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
 
 
@@ -98,3 +102,12 @@ def assert_no_private_material(result, private_text):
     body = "".join(line for line in private_text.splitlines() if not line.startswith("-----"))
     for start in range(0, len(body) - 24, 12):
         assert body[start:start + 24] not in dumped
+
+
+def test_the_default_policy_is_the_same_in_the_module_its_docs_and_the_role():
+    documented = yaml.safe_load(ssh_key_policy.DOCUMENTATION)["options"]["policy"]["default"]
+    role_default = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["ssh_keys_policy"]
+    role_spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+    assert documented == role_default == DEFAULT_POLICY
+    assert role_spec["argument_specs"]["main"]["options"]["ssh_keys_policy"]["default"] == DEFAULT_POLICY
+
