@@ -5,10 +5,8 @@
 - ``fleetwarden.fleet.gcsfuse_unit_name``: mount point -> ``fleetwarden-gcsfuse-<escaped>.service``. A unit that
   uses a mount (the worker service) declares ``Requires=`` and ``After=`` on this name (not ``BindsTo=``).
 - ``fleetwarden.fleet.gcsfuse_exec_start``: mount dict -> quoted ``ExecStart=`` value.
-- ``fleetwarden.fleet.gcsfuse_argv``: mount dict -> argv list.
 - ``fleetwarden.fleet.gcsfuse_mounts_errors``: list of mounts -> list of problems (for preflight asserts).
 - ``fleetwarden.fleet.systemd_exec_line``: argv list -> quoted ``ExecStart=`` value.
-- ``fleetwarden.fleet.systemd_escape_path``: path -> what ``systemd-escape --path`` prints.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,14 +15,12 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcsfuse import (
-    gcsfuse_argv,
     gcsfuse_exec_start,
     gcsfuse_unit_name,
     mount_errors,
 )
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import (
     normalize_path,
-    systemd_escape_path,
     systemd_exec_line,
 )
 
@@ -63,8 +59,6 @@ class FilterModule(object):
         return {
             "gcsfuse_unit_name": _wrap(gcsfuse_unit_name),
             "gcsfuse_exec_start": _wrap(gcsfuse_exec_start),
-            "gcsfuse_argv": _wrap(gcsfuse_argv),
             "gcsfuse_mounts_errors": _wrap(gcsfuse_mounts_errors),
             "systemd_exec_line": _wrap(systemd_exec_line),
-            "systemd_escape_path": _wrap(systemd_escape_path),
         }

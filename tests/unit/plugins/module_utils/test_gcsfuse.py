@@ -99,12 +99,12 @@ def test_durations_go_accepts(ttl):
 def test_filter_plugin():
     filters = gcsfuse_filter.FilterModule().filters()
     assert filters["gcsfuse_unit_name"]("/mnt/gcs") == "fleetwarden-gcsfuse-mnt-gcs.service"
-    assert filters["systemd_escape_path"]("/mnt/gcs") == "mnt-gcs"
     assert filters["systemd_exec_line"](["/bin/echo", "a b"]) == '/bin/echo "a b"'
     assert filters["gcsfuse_exec_start"]({"bucket": "b-1", "mountpoint": "/m"}, "/x/gcsfuse") == (
         "/x/gcsfuse --foreground b-1 /m")
-    with pytest.raises(AnsibleFilterError, match="gcsfuse_argv"):
-        filters["gcsfuse_argv"]({"bucket": "B", "mountpoint": "/m"})
+    with pytest.raises(AnsibleFilterError, match="gcsfuse_exec_start"):
+        filters["gcsfuse_exec_start"]({"bucket": "B", "mountpoint": "/m"})
+    assert set(filters) == {"gcsfuse_unit_name", "gcsfuse_exec_start", "gcsfuse_mounts_errors", "systemd_exec_line"}
 
 
 def test_mounts_errors_filter_finds_duplicates_and_uses_defaults():
