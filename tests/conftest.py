@@ -6,8 +6,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COLLECTIONS_DIR = REPO_ROOT / "collections"
-FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
-SHARED_FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures"
 
 # plugins/ imports itself as ansible_collections.fleetwarden.fleet.plugins.*;
 # collections/ holds the link that makes that name resolve to this checkout.
