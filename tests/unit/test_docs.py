@@ -1,0 +1,38 @@
+"""The docs match the tree: every role is in docs/roles.md, and every relative link in the docs resolves."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES = sorted(path.parent.name for path in REPO.glob("roles/*/tasks"))
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def _markdown_files():
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.md"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    return [REPO / name for name in listed if (REPO / name).is_file()]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_has_a_row_in_roles_md(role):
+    roles_md = (REPO / "docs" / "roles.md").read_text()
+    assert re.search(rf"^\| `{role}` \|", roles_md, re.MULTILINE), f"docs/roles.md has no row for roles/{role}"
+
+
+def test_every_role_with_a_readme_is_linked_from_roles_md():
+    roles_md = (REPO / "docs" / "roles.md").read_text()
+    for role in ROLES:
+        if (REPO / "roles" / role / "README.md").is_file():
+            assert f"](../roles/{role}/README.md)" in roles_md, f"docs/roles.md does not link roles/{role}/README.md"
+
+
+def test_relative_links_in_the_docs_resolve():
+    broken = [f"{path.relative_to(REPO)}: {target}"
+              for path in _markdown_files()
+              for target in LINK.findall(path.read_text())
+              if not re.match(r"[a-z]+:", target) and not (path.parent / target).exists()]
+    assert broken == []
