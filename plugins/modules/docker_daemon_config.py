@@ -24,6 +24,7 @@ author:
   - fleetwarden maintainers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - fleetwarden.fleet.docker
 attributes:
   check_mode:
     support: full
@@ -58,13 +59,9 @@ options:
   check_containers:
     description:
       - List the running containers whose log driver or options differ from the merged config, with the docker
-        CLI. Skipped, with RV(containers_checked=false), when the daemon does not answer.
+        CLI O(docker_cli). Skipped, with RV(containers_checked=false), when the daemon does not answer.
     type: bool
     default: true
-  docker_cli:
-    description: The docker CLI used for O(check_containers).
-    type: str
-    default: docker
 seealso:
   - name: dockerd configuration file reference
     description: The keys and their meaning.
@@ -146,6 +143,10 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._daemon_config i
     restart_required,
     validate_daemon_config,
 )
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    DOCKER_CLI_ARGUMENT_SPEC,
+    find_docker_cli,
+)
 
 
 class DaemonConfig:
@@ -183,7 +184,7 @@ class DaemonConfig:
 
     def running_containers(self):
         """docker inspect of the running containers, or None when the daemon does not answer."""
-        cli = self.module.get_bin_path(self.params["docker_cli"])
+        cli = find_docker_cli(self.module)
         if cli is None:
             return None
         rc, out, _err = self.module.run_command([cli, "ps", "--quiet", "--no-trunc"])
@@ -245,7 +246,7 @@ def main():
         merge_keys=dict(type="list", elements="str", default=["runtimes"]),
         mode=dict(type="raw", default="0644"),
         check_containers=dict(type="bool", default=True),
-        docker_cli=dict(type="str", default="docker"),
+        **DOCKER_CLI_ARGUMENT_SPEC,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     module.exit_json(**DaemonConfig(module).run())

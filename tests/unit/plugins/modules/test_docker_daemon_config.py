@@ -142,3 +142,8 @@ def test_container_check_can_be_switched_off(daemon_json, run_module):
     result = run_module({"path": str(daemon_json), "settings": SETTINGS, "check_containers": False})
     assert result["_calls"] == []
     assert result["containers_checked"] is False
+
+
+def test_the_docker_cli_option_names_the_cli_it_runs(daemon_json, run_module):
+    result = run_module({"path": str(daemon_json), "settings": SETTINGS, "docker_cli": "podman"})
+    assert result["_calls"] == [["/usr/bin/podman", "ps", "--quiet", "--no-trunc"]]
