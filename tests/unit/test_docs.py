@@ -1,4 +1,4 @@
-"""The docs match the tree: every role is in docs/roles.md, and every relative link in the docs resolves."""
+"""The docs match the tree: every role is in docs/roles.md, every relative link resolves, nothing points outside."""
 
 import re
 import subprocess
@@ -9,10 +9,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ROLES = sorted(path.parent.name for path in REPO.glob("roles/*/tasks"))
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+OUTSIDE = re.compile(r"\.\./shared/|/work/shared")
+# Files that still point outside, owned by another helper of issue 15: empty this set once they are fixed.
+KNOWN_OUTSIDE = {"roles/gcsfuse/README.md"}
 
 
-def _markdown_files():
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.md"],
+def _repo_files(*patterns):
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", *patterns],
                             cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     return [REPO / name for name in listed if (REPO / name).is_file()]
 
@@ -32,7 +35,13 @@ def test_every_role_with_a_readme_is_linked_from_roles_md():
 
 def test_relative_links_in_the_docs_resolve():
     broken = [f"{path.relative_to(REPO)}: {target}"
-              for path in _markdown_files()
+              for path in _repo_files("*.md")
               for target in LINK.findall(path.read_text())
               if not re.match(r"[a-z]+:", target) and not (path.parent / target).exists()]
     assert broken == []
+
+
+def test_nothing_points_outside_the_repository():
+    pointing = {str(path.relative_to(REPO)) for path in _repo_files("*.md", "*.py", "*.yml", "*.j2", "*.sh", "*.cfg")
+                if path != Path(__file__) and OUTSIDE.search(path.read_text(errors="replace"))}
+    assert pointing <= KNOWN_OUTSIDE, sorted(pointing - KNOWN_OUTSIDE)
