@@ -59,7 +59,7 @@ def plan_hosts(count: int, accelerators: tuple[str, ...] = DEFAULT_WORKER_ACCELE
 
 def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: str) -> dict:
     """The YAML inventory (as data) for a running lab: groups head, workers, gpu, tpu, monitoring (the head)."""
-    groups: dict[str, dict] = {"head": {}, "workers": {}, "gpu": {}, "tpu": {}}
+    groups: dict[str, dict] = {"head": {}, "workers": {}, "gpu": {}, "tpu": {}, "monitoring": {}}
     for host in hosts:
         groups["head" if host.plan.role == "head" else "workers"][host.plan.name] = {
             "ansible_host": "127.0.0.1",
@@ -77,7 +77,7 @@ def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: st
         if host.plan.accelerator in ("gpu", "tpu"):
             groups[host.plan.accelerator][host.plan.name] = None
         if host.plan.role == MONITORING_ROLE:
-            groups.setdefault("monitoring", {})[host.plan.name] = None
+            groups["monitoring"][host.plan.name] = None
     return {
         "all": {
             "vars": {
