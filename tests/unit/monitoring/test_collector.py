@@ -145,6 +145,19 @@ def test_gpu_series_and_xids_on_the_h100_capture(host):
     assert got['fleetwarden_collector_source_up{source="nvidia_smi"}'] == 1
 
 
+def test_no_new_kernel_entry_is_no_error(host):
+    """journalctl --cursor-file exits 1 without a word when nothing is new (systemd 252, seen on the lab)."""
+    tmp_path, config = host
+    config["nvidia_smi"] = program(tmp_path / "bin" / "nvidia-smi",
+                                   f"cat {FIXTURES}/gpu-h100/nvidia-smi-q.xml\n")
+    config["journalctl"] = program(tmp_path / "bin" / "journalctl-quiet", "exit 1\n")
+    got = series(_run(config))
+    assert got['fleetwarden_collector_source_up{source="kernel_log"}'] == 1
+    assert not [key for key in got if key.startswith("fleetwarden_gpu_xid_errors_total")]
+    config["journalctl"] = program(tmp_path / "bin" / "journalctl-broken", "echo 'Failed to open' >&2; exit 1\n")
+    assert series(_run(config))['fleetwarden_collector_source_up{source="kernel_log"}'] == 0
+
+
 def test_the_state_survives_a_collector_restart(host):
     _, config = host
     _run(config)
