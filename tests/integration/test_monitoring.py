@@ -12,7 +12,10 @@ the disk; the threshold and the file are put back afterwards.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,18 @@ def test_every_node_target_is_up_and_every_rule_loaded(lab):
     # a lab host has no GPU: no GPU series, and no failed source
     assert mon.query(prometheus, "fleetwarden_gpu_info") == []
     assert mon.query(prometheus, "fleetwarden_collector_source_up == 0") == []
+
+
+def test_lab_status_prints_the_published_urls_and_they_answer(lab):
+    _, head, prometheus = lab
+    alertmanager = mon.published_url(head, 9093)
+    name = head.name.removesuffix("-head")  # the lab's hosts are NAME-head, NAME-worker-N
+    status = subprocess.run([sys.executable, "-m", "fleetwarden.cli", "--project-dir", str(ray_lab.REPO), "lab",
+                             "--name", name, "status"], capture_output=True, text=True, check=True).stdout
+    assert f"prometheus: {prometheus}\n" in status and f"alertmanager: {alertmanager}\n" in status, status
+    for url in (prometheus + "/-/ready", alertmanager + "/-/ready"):
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback URL of the lab
+            assert response.status == 200, url
 
 
 @pytest.fixture(scope="module")
