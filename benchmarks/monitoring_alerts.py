@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 import monitoring_lab as mon
 import ray_lab
 
+from fleetwarden.lab.inventory import MONITORING_PORTS
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,7 +34,7 @@ def main():
     hosts = ray_lab.read_inventory()
     assert hosts, "no lab: fleetwarden lab up --hosts 3, then ansible-playbook site.yml"
     host = hosts[args.host or sorted(h for h in hosts if "workers" in hosts[h].groups)[0]]
-    prometheus = mon.published_url(mon.monitoring_host(hosts), 9090)
+    prometheus = mon.published_url(mon.monitoring_host(hosts), MONITORING_PORTS["prometheus"])
     names = [f"fwmon-alert-{i}" for i in range(1, args.trials + 1)]
     mon.deploy_workers(host, [dict(mon.probe_worker(), name=name) for name in names])
     trials = []

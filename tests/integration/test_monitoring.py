@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from fleetwarden.lab.inventory import MONITORING_PORTS
+
 from . import monitoring_lab as mon
 from . import ray_lab
 
@@ -37,7 +39,7 @@ def lab():
     hosts = ray_lab.require_lab()
     ray_lab.ensure_worker_image(hosts)
     head = mon.monitoring_host(hosts)
-    return hosts, head, mon.published_url(head, 9090)
+    return hosts, head, mon.published_url(head, MONITORING_PORTS["prometheus"])
 
 
 def test_every_node_target_is_up_and_every_rule_loaded(lab):
@@ -64,7 +66,7 @@ def test_every_node_target_is_up_and_every_rule_loaded(lab):
 
 def test_lab_status_prints_the_published_urls_and_they_answer(lab):
     _, head, prometheus = lab
-    alertmanager = mon.published_url(head, 9093)
+    alertmanager = mon.published_url(head, MONITORING_PORTS["alertmanager"])
     name = head.name.removesuffix("-head")  # the lab's hosts are NAME-head, NAME-worker-N
     status = subprocess.run([sys.executable, "-m", "fleetwarden.cli", "--project-dir", str(ray_lab.REPO), "lab",
                              "--name", name, "status"], capture_output=True, text=True, check=True).stdout

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from ansible_collections.fleetwarden.fleet.plugins.filter import monitoring
 
+from fleetwarden.lab.inventory import MONITORING_PORTS
+
 REPO = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((REPO / "roles" / "prometheus" / "defaults" / "main.yml").read_text())
 SAMPLE = yaml.safe_load((REPO / "inventory" / "sample" / "group_vars" / "all" / "monitoring.yml").read_text())
@@ -76,3 +78,8 @@ def test_prometheus_targets_come_from_each_hosts_variables():
         {"targets": ["10.0.0.1:9100"], "labels": {"fleet_host": "a"}},
         {"targets": ["10.0.0.2:9101"], "labels": {"fleet_host": "b"}},
         {"targets": ["c:9100"], "labels": {"fleet_host": "c"}}]
+
+
+def test_the_lab_publishes_the_ports_the_role_listens_on():
+    assert MONITORING_PORTS == {"prometheus": DEFAULTS["prometheus_port"],
+                                "alertmanager": DEFAULTS["prometheus_alertmanager_port"]}
