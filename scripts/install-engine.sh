@@ -10,6 +10,13 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v rsync >/dev/null 2>&1 ||
   apt-get install -y -qq docker.io mmdebstrap rsync openssh-client >/dev/null
 fi
 
+# promtool and amtool for the alert rule and Alertmanager tests (tests/unit/monitoring).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
+  echo "==> installing Debian's prometheus and prometheus-alertmanager (promtool, amtool)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
+fi
+
 if docker info >/dev/null 2>&1; then
   echo "==> docker engine answers: $(docker version --format '{{.Server.Version}}')"
   exit 0

@@ -83,8 +83,11 @@ def run_lab(args) -> int:
         print(format_table(lab.status()))
         return 0
     if args.lab_command == "status":
-        rows = _lab(args).status()
+        lab = _lab(args)
+        rows = lab.status()
         print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+        if not args.json:
+            print("".join(f"{service}: {url}\n" for service, url in lab.monitoring_urls().items()), end="")
         return 0
     if args.lab_command == "down":
         started = time.monotonic()

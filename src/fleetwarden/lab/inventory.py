@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 MAX_HOSTS = 16
 ACCELERATORS = ("gpu", "tpu", "cpu")
+# The monitoring host (Prometheus, Alertmanager) is the head; its ports are published on loopback.
+MONITORING_ROLE = "head"
+MONITORING_PORTS = {"prometheus": 9090, "alertmanager": 9093}
 DEFAULT_WORKER_ACCELERATORS = ("gpu", "tpu")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
@@ -55,8 +58,8 @@ def plan_hosts(count: int, accelerators: tuple[str, ...] = DEFAULT_WORKER_ACCELE
 
 
 def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: str) -> dict:
-    """The YAML inventory (as data) for a running lab: groups head, workers, gpu, tpu."""
-    groups: dict[str, dict] = {"head": {}, "workers": {}, "gpu": {}, "tpu": {}}
+    """The YAML inventory (as data) for a running lab: groups head, workers, gpu, tpu, monitoring (the head)."""
+    groups: dict[str, dict] = {"head": {}, "workers": {}, "gpu": {}, "tpu": {}, "monitoring": {}}
     for host in hosts:
         groups["head" if host.plan.role == "head" else "workers"][host.plan.name] = {
             "ansible_host": "127.0.0.1",
@@ -73,6 +76,8 @@ def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: st
         }
         if host.plan.accelerator in ("gpu", "tpu"):
             groups[host.plan.accelerator][host.plan.name] = None
+        if host.plan.role == MONITORING_ROLE:
+            groups["monitoring"][host.plan.name] = None
     return {
         "all": {
             "vars": {

@@ -15,6 +15,8 @@ import yaml
 from fleetwarden.lab.docker import Docker, LabError
 from fleetwarden.lab.image import LAB_IMAGE
 from fleetwarden.lab.inventory import (
+    MONITORING_PORTS,
+    MONITORING_ROLE,
     HostPlan,
     HostState,
     known_hosts_lines,
@@ -182,6 +184,8 @@ class Lab:
             "create", "--name", name, "--hostname", plan.name,
             "--network", self.network, "--network-alias", plan.name,
             "--publish", "127.0.0.1::22",
+            *[arg for port in (MONITORING_PORTS.values() if plan.role == MONITORING_ROLE else ())
+              for arg in ("--publish", f"127.0.0.1::{port}")],
             *HOST_RUN_FLAGS,
             "--volume", f"{self.volume(plan.name)}:/var/lib/docker",
             *self._labels({"io.fleetwarden.host": plan.name, "io.fleetwarden.role": plan.role,
@@ -280,6 +284,17 @@ class Lab:
         order = {"head": 0, "worker": 1}
         rows.sort(key=lambda r: (order.get(r["role"], 2), r["host"]))
         return rows
+
+    def monitoring_urls(self) -> dict[str, str]:
+        """Prometheus and Alertmanager of the monitoring host, as published on loopback ({} when not published)."""
+        urls = {}
+        for info in self.containers():
+            ports = info["NetworkSettings"]["Ports"] or {}
+            for service, port in MONITORING_PORTS.items():
+                bound = ports.get(f"{port}/tcp") or []
+                if bound and info["State"]["Running"]:
+                    urls[service] = f"http://127.0.0.1:{bound[0]['HostPort']}"
+        return urls
 
     # -- down -----------------------------------------------------------------------------
     def down(self) -> dict[str, int]:

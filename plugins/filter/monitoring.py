@@ -1,0 +1,52 @@
+# Copyright: fleetwarden maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Filters of the monitoring roles (fleetwarden.fleet.prometheus).
+
+- ``fleetwarden.fleet.alertmanager_config``: Alertmanager's configuration as data. remediate="true" alerts go to
+  fleetwarden's recovery receiver (a webhook with a bearer token read from a file), everything else to the users'
+  receiver. An empty recovery URL leaves the recovery receiver without integrations: Alertmanager keeps those
+  alerts (UI, ``amtool alert query``) and sends them nowhere.
+- ``fleetwarden.fleet.prometheus_targets``: file_sd target groups, one per inventory host, labelled fleet_host.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+RECOVERY_RECEIVER = "fleetwarden-recovery"
+USER_RECEIVER = "fleet-users"
+REMEDIATE_MATCHER = 'remediate="true"'
+
+
+def alertmanager_config(recovery_url, credentials_file, user_receiver=None, group_by=None, recovery_timing=None,
+                        user_timing=None):
+    recovery = {"name": RECOVERY_RECEIVER}
+    if recovery_url:
+        recovery["webhook_configs"] = [{
+            "url": recovery_url, "send_resolved": True, "max_alerts": 50,
+            "http_config": {"authorization": {"type": "Bearer", "credentials_file": credentials_file}},
+        }]
+    users = dict(user_receiver or {})
+    users["name"] = USER_RECEIVER
+    recovery_route = {"receiver": RECOVERY_RECEIVER, "matchers": [REMEDIATE_MATCHER]}
+    recovery_route.update(recovery_timing or {})
+    route = {"receiver": USER_RECEIVER, "group_by": list(group_by or ["alertname", "fleet_host", "worker"])}
+    route.update(user_timing or {})
+    route["routes"] = [recovery_route]
+    return {"route": route, "receivers": [recovery, users]}
+
+
+def prometheus_targets(hosts, hostvars, default_port=9100):
+    """[{targets: [address:port], labels: {fleet_host: host}}] for each host, from its node_exporter_* variables."""
+    groups = []
+    for host in sorted(hosts):
+        variables = hostvars[host]
+        address = variables.get("node_exporter_address") or variables.get("ansible_host") or host
+        port = variables.get("node_exporter_port") or default_port
+        groups.append({"targets": ["%s:%s" % (address, port)], "labels": {"fleet_host": host}})
+    return groups
+
+
+class FilterModule:
+    def filters(self):
+        return {"alertmanager_config": alertmanager_config, "prometheus_targets": prometheus_targets}
