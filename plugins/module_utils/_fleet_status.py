@@ -25,7 +25,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._ssh_keys import
 # systemd's SD_MESSAGE_UNIT_RESTART_SCHEDULED: "Scheduled restart job, restart counter is at N."
 RESTART_SCHEDULED_MESSAGE_ID = "5eb03494b6584870a536b337290809b3"
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus",
-                   "ExecMainCode", "StateChangeTimestampMonotonic", "ActiveEnterTimestampMonotonic")
+                   "ExecMainCode", "StateChangeTimestampMonotonic", "ActiveEnterTimestampMonotonic", "StartLimitBurst")
 # ExecMainCode is a CLD_* code: how the main process ended.
 _EXIT_CODES = {"1": "exited", "2": "killed", "3": "dumped"}
 
@@ -49,7 +49,8 @@ def unit_summary(props, uptime_s):
     """The unit's state as a status row shows it; the age of its last state change in seconds when known."""
     if not props:
         return {"load": "unknown", "active": "unknown", "sub": "unknown", "result": None, "restarts": None,
-                "main_status": None, "main_code": None, "since_s": None}
+                "main_status": None, "main_code": None, "since_s": None, "start_limit_burst": None,
+                "restarts_exhausted": False}
     changed_us = _int(props.get("StateChangeTimestampMonotonic"))
     since = None
     if changed_us and uptime_s is not None:
@@ -57,8 +58,20 @@ def unit_summary(props, uptime_s):
     return {"load": props.get("LoadState") or "unknown", "active": props.get("ActiveState") or "unknown",
             "sub": props.get("SubState") or "unknown", "result": props.get("Result") or None,
             "restarts": _int(props.get("NRestarts")), "main_status": _int(props.get("ExecMainStatus")),
-            "main_code": _EXIT_CODES.get(props.get("ExecMainCode", ""), props.get("ExecMainCode") or None),
-            "since_s": since}
+            "main_code": _EXIT_CODES.get(props.get("ExecMainCode", "")),
+            "since_s": since, "start_limit_burst": _int(props.get("StartLimitBurst")),
+            "restarts_exhausted": restarts_exhausted(props)}
+
+
+def restarts_exhausted(props):
+    """A failed unit that systemd will not restart again: the start limit was hit. systemd 252 leaves Result at
+    the last exit's (exit-code) when an automatic restart hits the limit, so NRestarts counts too."""
+    if props.get("ActiveState") != "failed":
+        return False
+    if props.get("Result") == "start-limit-hit":
+        return True
+    restarts, burst = _int(props.get("NRestarts")), _int(props.get("StartLimitBurst"))
+    return bool(burst and restarts is not None and restarts >= burst - 1)
 
 
 def _int(value):

@@ -107,9 +107,10 @@ def worker_checks(obs: dict, alive_ips: set[str] | None, head_error: str | None)
         ev = {"unit": unit, "container": {k: container.get(k) for k in ("status", "exit", "oom_killed", "uptime_s")}}
         if unit["active"] in LIVE_STATES and container["running"]:
             checks.append(Check("worker.unit", "workers", "OK", "running", host, name, ev))
-        elif unit["active"] == "failed" and unit["result"] == "start-limit-hit":
+        elif unit["active"] == "failed" and unit.get("restarts_exhausted"):
             checks.append(Check("worker.unit", "workers", "FAIL", "unit failed: its restarts are exhausted "
-                                "(start limit hit)", host, name, ev, "recover-worker"))
+                                f"({unit['restarts']} restarts, start limit {unit.get('start_limit_burst')})",
+                                host, name, ev, "recover-worker"))
         elif unit["active"] in ("failed", "inactive", "unknown") or unit["load"] != "loaded":
             checks.append(Check("worker.unit", "workers", "FAIL", f"unit {unit['active']} ({unit['result']})",
                                 host, name, ev, "recover-worker"))

@@ -67,7 +67,7 @@ def host_conditions(host: str, checks: list[Check], reachable: bool, now: float,
     return out
 
 
-def recommendations(checks: list[Check], inventory: str, extras: dict[str, dict] | None = None) -> list[dict]:
+def recommendations(checks: list[Check], inventories: list[str], extras: dict[str, dict] | None = None) -> list[dict]:
     """One recommendation per id over every host that needs it, sorted HIGH, MEDIUM, LOW."""
     grouped: dict[str, dict] = {}
     for check in checks:
@@ -86,7 +86,7 @@ def recommendations(checks: list[Check], inventory: str, extras: dict[str, dict]
             priority = "MEDIUM"  # a warning alone never makes the doctor exit 1
         hosts = sorted(rec["hosts"])
         out.append({"id": rec_id, "priority": priority, "hosts": hosts, "action": action,
-                    "command": render_command(rec_id, inventory, hosts, (extras or {}).get(rec_id)),
+                    "command": render_command(rec_id, inventories, hosts, (extras or {}).get(rec_id)),
                     "checks": sorted(set(rec["checks"]))})
     out.sort(key=lambda r: (PRIORITIES.index(r["priority"]), r["id"]))
     return out
@@ -115,7 +115,7 @@ def build_report(checks: list[Check], hosts: dict[str, bool], inventory: list[st
                  previous: dict, include_sensitive: bool, drift: bool, rec_extras: dict | None = None) -> dict:
     now = time.time()
     counts = {s: sum(1 for c in checks if c.status == s) for s in ("OK", "WARN", "FAIL", "SKIP")}
-    recs = recommendations(checks, ",".join(inventory), rec_extras)
+    recs = recommendations(checks, inventory, rec_extras)
     report = {
         "schema_version": SCHEMA_VERSION,
         "kind": "fleetwarden-doctor-report",
