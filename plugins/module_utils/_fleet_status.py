@@ -109,7 +109,8 @@ def container_summary(inspected, now):
     finished = parse_timestamp(state.get("FinishedAt"))
     running = bool(state.get("Running"))
     exit_info = None
-    if not running and finished is not None:
+    # A container that never started (exec failed) has no FinishedAt, but an ExitCode and an Error.
+    if not running and (finished is not None or state.get("ExitCode") or state.get("Error")):
         exit_info = interpret_exit_code(state.get("ExitCode"))
         if state.get("OOMKilled"):
             exit_info["meaning"] = "killed by the kernel OOM killer (%s)" % exit_info["meaning"]
