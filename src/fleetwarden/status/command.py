@@ -75,13 +75,14 @@ def run_status(args) -> int:
     inventories = args.inventory or [DEFAULT_INVENTORY]
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     try:
+        fleet = Fleet(_project(args), inventories, args.limit)
+    except FleetError as exc:
+        print(f"fleetwarden: error: {exc}", file=sys.stderr)
+        return 2
+    first_frame = True
+    try:
         while True:
             started = time.monotonic()
-            try:
-                fleet = Fleet(_project(args), inventories, args.limit)
-            except FleetError as exc:
-                print(f"fleetwarden: error: {exc}", file=sys.stderr)
-                return 2
             results = fleet.results()
             progress = Progress(sys.stderr.isatty() and not args.watch)
             progress.start(len(results))
@@ -91,7 +92,9 @@ def run_status(args) -> int:
             text = json.dumps(doc, indent=2) if args.json else format_status(doc, colour)
             if args.watch:
                 # Redraw in place: home the cursor, draw, clear whatever the last frame left below.
-                sys.stdout.write(("\033[H" if colour else "") + text + ("\033[J\n" if colour else "\n\n"))
+                home = ("\033[2J\033[H" if first_frame else "\033[H") if colour else ""
+                first_frame = False
+                sys.stdout.write(home + text + ("\033[J\n" if colour else "\n\n"))
                 sys.stdout.flush()
                 time.sleep(max(0.0, args.watch - (time.monotonic() - started)))
                 continue
