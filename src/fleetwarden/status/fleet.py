@@ -56,6 +56,8 @@ def _setup_ansible(project: Path) -> None:
     """Ansible reads ansible.cfg when it is first imported: point it at the checkout's before that."""
     os.environ.setdefault("ANSIBLE_CONFIG", str(project / "ansible.cfg"))
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+    # BatchMode: never wait at a prompt; a host that wants a password or a passphrase is not reachable.
+    os.environ.setdefault("ANSIBLE_SSH_EXTRA_ARGS", "-o BatchMode=yes")
 
 
 class Fleet:
