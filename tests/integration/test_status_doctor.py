@@ -91,6 +91,10 @@ def healthy_from(report: dict) -> list[dict]:
 
 
 def test_a_healthy_lab_exits_0_for_a_settle_window(lab, cache_dir):
+    # Tests before this one restart Ray workers on purpose: start once every host is ALIVE in the head.
+    head = next(h for h in lab.values() if "head" in h.groups)
+    ray_lab.wait_until(lambda: {h.address for h in lab.values()} <= set(ray_lab.alive(head)), 120, interval=2,
+                       what="every lab host ALIVE in the Ray head")
     first_rc, first = doctor(cache_dir)
     time.sleep(5)
     rc, report = doctor(cache_dir)
