@@ -59,8 +59,9 @@ def cache_dir():
         yield path
 
 
-def doctor(cache_dir, *inventories: Path | str) -> tuple[int, dict]:
+def doctor(cache_dir, *inventories: Path | str, save: Path | None = None) -> tuple[int, dict]:
     argv = [sys.executable, "-m", "fleetwarden.cli", "doctor", "--json"]
+    argv += ["--save-report", str(save)] if save else []
     for inventory in (INVENTORY_DIR, *inventories):
         argv += ["-i", str(inventory)]
     env = dict(os.environ, XDG_CACHE_HOME=cache_dir, NO_COLOR="1")
@@ -90,14 +91,15 @@ def healthy_from(report: dict) -> list[dict]:
     return [c for c in report["checks"] if c["status"] == "FAIL"]
 
 
-def test_a_healthy_lab_exits_0_for_a_settle_window(lab, cache_dir):
+def test_a_healthy_lab_exits_0_for_a_settle_window(lab, cache_dir, tmp_path):
     # Tests before this one restart Ray workers on purpose: start once every host is ALIVE in the head.
     head = next(h for h in lab.values() if "head" in h.groups)
     ray_lab.wait_until(lambda: {h.address for h in lab.values()} <= set(ray_lab.alive(head)), 120, interval=2,
                        what="every lab host ALIVE in the Ray head")
     first_rc, first = doctor(cache_dir)
     time.sleep(5)
-    rc, report = doctor(cache_dir)
+    rc, report = doctor(cache_dir, save=tmp_path / "report.json")
+    assert json.loads((tmp_path / "report.json").read_text()) == report
     assert (first_rc, rc) == (0, 0), [c for c in report["checks"] + first["checks"] if c["status"] == "FAIL"]
     assert not healthy_from(report)
     assert not [r for r in report["recommendations"] if r["priority"] == "HIGH"]
