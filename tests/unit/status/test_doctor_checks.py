@@ -258,3 +258,15 @@ def test_status_document_and_table_from_recorded_results():
     plain = format_status(doc, colour=False)
     assert "\033[" not in plain and "ray-worker" in plain and "3/60" in plain
     assert "\033[32m" in format_status(doc, colour=True)
+
+
+def test_the_doctor_table_lists_findings_then_commands_and_paints_only_when_asked():
+    from fleetwarden.status.doctor_view import format_doctor
+
+    built = report.build_report(sample_checks(), {"h-worker": True, "h-head": True}, ["inventory/lab"], 0.0, {},
+                                False, False)
+    plain = format_doctor(built)
+    assert "\033[" not in plain
+    assert plain.index("FINDINGS") < plain.index("RECOMMENDATIONS")
+    assert "$ ansible-playbook -i inventory/lab playbooks/recover.yml -e target=h-worker" in plain
+    assert "\033[31m" in format_doctor(built, colour=True)
