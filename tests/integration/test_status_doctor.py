@@ -38,14 +38,23 @@ HEARTBEAT = {"name": "fwd-heartbeat", "image": IMAGE, "pull": "never",
 
 @pytest.fixture(scope="module")
 def lab():
+    """The lab as site.yml deploys it. test_ray_cluster removes its Ray workers when it ends (unless
+    FLEETWARDEN_KEEP_RAY=1): then this module deploys site.yml itself, and removes the Ray workers again after."""
     hosts = ray_lab.require_lab()
     head = next(h for h in hosts.values() if "head" in h.groups)
+    deployed_here = False
     if ray_lab.host_run(head, "test", "-e", "/etc/fleetwarden/workers/ray-head.json").returncode != 0:
-        message = "the lab runs no Ray head: deploy it first (ansible-playbook -i inventory/lab site.yml)"
-        if os.environ.get("FLEETWARDEN_REQUIRE_LAB") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return hosts
+        ray_lab.ensure_worker_image(hosts)
+        result = ray_lab.ansible_playbook(ray_lab.REPO / "site.yml")
+        assert result.returncode == 0, result.stdout[-4000:]
+        deployed_here = True
+    yield hosts
+    if deployed_here and os.environ.get("FLEETWARDEN_KEEP_RAY") != "1":
+        result = ray_lab.ansible_playbook(ray_lab.PLAYBOOKS / "worker_service.yml", "--tags", "worker_service",
+                                          extra_vars={"target": "head:workers", "test_workers": [
+                                              {"name": "ray-head", "state": "absent"},
+                                              {"name": "ray-worker", "state": "absent"}]})
+        assert result.returncode == 0, result.stdout[-3000:]
 
 
 @pytest.fixture(scope="module")
