@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     ssh = lab_commands.add_parser("ssh", help="open an SSH session to a lab host (or run a command there)")
     ssh.add_argument("host")
     ssh.add_argument("remote_command", nargs=argparse.REMAINDER)
+    from fleetwarden.status.command import add_parsers as add_status_parsers
+
+    add_status_parsers(commands)
     return parser
 
 
@@ -108,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "lab":
             return run_lab(args)
+        if args.command in ("status", "doctor"):
+            from fleetwarden.status.command import run as run_status
+
+            return run_status(args)
     except (LabError, LabConfigError) as exc:
         print(f"fleetwarden: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,193 @@
+# Copyright: fleetwarden maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Pure shaping of what fleetwarden.fleet.fleet_status reads on a host, for `fleetwarden status` and `doctor`.
+
+- ``parse_systemctl_show_units``: ``systemctl show UNIT1 UNIT2 ...`` (blocks split by blank lines) -> {Id: props}.
+- ``restarts_by_unit``: journal entries of systemd's "Scheduled restart job" message -> {unit: [epoch, ...]}.
+- ``container_summary``: one ``docker inspect`` object -> state, exit and its meaning; never the env.
+- ``worker_summary``: a declaration document plus what was read about it -> one status row.
+- ``ray_nodes``: the dashboard's ``/api/v0/nodes`` answer -> [{node_id, ip, state, is_head}].
+- ``authorized_key_summary``: an authorized_keys file -> fingerprints and types (public data only).
+
+Runs on managed hosts: standard library only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import interpret_exit_code
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._ssh_keys import SshKeyError, parse_public_key
+
+# systemd's SD_MESSAGE_UNIT_RESTART_SCHEDULED: "Scheduled restart job, restart counter is at N."
+RESTART_SCHEDULED_MESSAGE_ID = "5eb03494b6584870a536b337290809b3"
+UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus",
+                   "ExecMainCode", "StateChangeTimestampMonotonic", "ActiveEnterTimestampMonotonic", "StartLimitBurst")
+# ExecMainCode is a CLD_* code: how the main process ended.
+_EXIT_CODES = {"1": "exited", "2": "killed", "3": "dumped"}
+
+
+def parse_systemctl_show_units(text):
+    """{unit id: {property: value}} from ``systemctl show -p ... U1 U2``; blocks are separated by blank lines."""
+    units, block = {}, {}
+    for line in [*(text or "").splitlines(), ""]:
+        if not line.strip():
+            if block.get("Id"):
+                units[block["Id"]] = block
+            block = {}
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            block[key] = value
+    return units
+
+
+def unit_summary(props, uptime_s):
+    """The unit's state as a status row shows it; the age of its last state change in seconds when known."""
+    if not props:
+        return {"load": "unknown", "active": "unknown", "sub": "unknown", "result": None, "restarts": None,
+                "main_status": None, "main_code": None, "since_s": None, "start_limit_burst": None,
+                "restarts_exhausted": False}
+    changed_us = _int(props.get("StateChangeTimestampMonotonic"))
+    since = None
+    if changed_us and uptime_s is not None:
+        since = max(0.0, round(uptime_s - changed_us / 1e6, 1))
+    return {"load": props.get("LoadState") or "unknown", "active": props.get("ActiveState") or "unknown",
+            "sub": props.get("SubState") or "unknown", "result": props.get("Result") or None,
+            "restarts": _int(props.get("NRestarts")), "main_status": _int(props.get("ExecMainStatus")),
+            "main_code": _EXIT_CODES.get(props.get("ExecMainCode", "")),
+            "since_s": since, "start_limit_burst": _int(props.get("StartLimitBurst")),
+            "restarts_exhausted": restarts_exhausted(props)}
+
+
+def restarts_exhausted(props):
+    """A failed unit that systemd will not restart again: the start limit was hit. systemd 252 leaves Result at
+    the last exit's (exit-code) when an automatic restart hits the limit, so NRestarts counts too."""
+    if props.get("ActiveState") != "failed":
+        return False
+    if props.get("Result") == "start-limit-hit":
+        return True
+    restarts, burst = _int(props.get("NRestarts")), _int(props.get("StartLimitBurst"))
+    return bool(burst and restarts is not None and restarts >= burst - 1)
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def restarts_by_unit(journal_json_lines, units, since_epoch):
+    """{unit: count} of restarts systemd scheduled since ``since_epoch``, from ``journalctl -o json`` lines."""
+    counts = dict((unit, 0) for unit in units)
+    for line in (journal_json_lines or "").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        unit = entry.get("UNIT")
+        if unit not in counts or entry.get("MESSAGE_ID") != RESTART_SCHEDULED_MESSAGE_ID:
+            continue
+        stamp = _int(entry.get("__REALTIME_TIMESTAMP"))
+        if stamp is None or stamp / 1e6 >= since_epoch:
+            counts[unit] += 1
+    return counts
+
+
+def container_summary(inspected, now):
+    """One ``docker inspect`` object -> {exists, id, running, status, uptime_s, exit, ...}. The env is never read."""
+    if not inspected:
+        return {"exists": False, "id": None, "running": False, "status": "missing", "pid": None, "uptime_s": None,
+                "finished_ago_s": None, "exit": None, "oom_killed": False, "error": None, "image_id": None,
+                "digest": None}
+    state = inspected.get("State") or {}
+    started = parse_timestamp(state.get("StartedAt"))
+    finished = parse_timestamp(state.get("FinishedAt"))
+    running = bool(state.get("Running"))
+    exit_info = None
+    # A container that never started (exec failed) has no FinishedAt, but an ExitCode and an Error.
+    if not running and (finished is not None or state.get("ExitCode") or state.get("Error")):
+        exit_info = interpret_exit_code(state.get("ExitCode"))
+        if state.get("OOMKilled"):
+            exit_info["meaning"] = "killed by the kernel OOM killer (%s)" % exit_info["meaning"]
+    labels = (inspected.get("Config") or {}).get("Labels") or {}
+    return {"exists": True, "id": inspected.get("Id"), "running": running, "status": state.get("Status") or "unknown",
+            "pid": state.get("Pid") or None,
+            "uptime_s": round(now - started, 1) if running and started else None,
+            "finished_ago_s": round(now - finished, 1) if finished else None,
+            "exit": exit_info, "oom_killed": bool(state.get("OOMKilled")), "error": state.get("Error") or None,
+            "image_id": inspected.get("Image"), "digest": labels.get("io.fleetwarden.declaration")}
+
+
+def heartbeat_age(mtime, now):
+    return None if mtime is None else round(max(0.0, now - mtime), 1)
+
+
+def worker_summary(doc, unit, probe_unit, container, restarts_last_hour, heartbeat_age_s, probe_failure, mounts,
+                   image_present):
+    """One status row for a worker: its declaration's public parts and what the host says about it."""
+    restart = doc.get("restart") or {}
+    probe = doc.get("probe") or {}
+    heartbeat = probe.get("heartbeat") or None
+    return {
+        "name": doc.get("name"),
+        "image": doc.get("image"),
+        "image_present": image_present,
+        "accelerator": doc.get("accelerator"),
+        "role": (doc.get("metadata") or {}).get("ray_role"),
+        "digest": doc.get("digest"),
+        "unit_name": (doc.get("units") or {}).get("worker"),
+        "unit": unit,
+        "probe": {"enabled": bool(probe.get("enabled")), "active": probe_unit.get("active") if probe_unit else None,
+                  "last_failure": probe_failure,
+                  "heartbeat_max_age_s": heartbeat.get("max_age") if heartbeat else None},
+        "container": container,
+        "restarts_last_hour": restarts_last_hour,
+        "restart_budget": restart.get("max_per_hour"),
+        "heartbeat_age_s": heartbeat_age_s,
+        "mounts": mounts,
+    }
+
+
+def ray_nodes(document):
+    """The Ray state API's node list (``GET /api/v0/nodes``) -> [{node_id, ip, state, is_head}]; raises ValueError."""
+    if not isinstance(document, dict) or not document.get("result"):
+        raise ValueError("the dashboard answered without a result: %s" % str(document)[:200])
+    rows = (((document.get("data") or {}).get("result") or {}).get("result")) or []
+    return [{"node_id": row.get("node_id"), "ip": row.get("node_ip"), "state": row.get("state"),
+             "is_head": bool(row.get("is_head_node"))} for row in rows]
+
+
+def dashboard_port(command, default=8265):
+    """The --dashboard-port of a `ray start --head` argv."""
+    for arg in command or []:
+        if isinstance(arg, str) and arg.startswith("--dashboard-port="):
+            return _int(arg.split("=", 1)[1]) or default
+    return default
+
+
+def authorized_key_summary(text):
+    """Every key line of an authorized_keys file: {fingerprint, type, bits, comment} or {error, line}."""
+    keys = []
+    for number, line in enumerate((text or "").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            parsed = parse_public_key(line)
+        except SshKeyError as exc:
+            keys.append({"line": number, "error": str(exc)})
+            continue
+        keys.append({"line": number, "fingerprint": parsed["fingerprint"], "type": parsed["type"],
+                     "bits": parsed["bits"], "comment": parsed["comment"]})
+    return keys
+
+
+def docker_summary(info):
+    """`docker info --format '{{json .}}'` (parsed) -> the daemon settings the doctor compares with the fleet's."""
+    return {"version": info.get("ServerVersion") or None, "root_dir": info.get("DockerRootDir") or None,
+            "live_restore": info.get("LiveRestoreEnabled"), "log_driver": info.get("LoggingDriver") or None,
+            "containers_running": info.get("ContainersRunning"), "runtimes": sorted(info.get("Runtimes") or {})}

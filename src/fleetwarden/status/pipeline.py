@@ -1,0 +1,106 @@
+"""The healing pipeline (Prometheus, Alertmanager, the alert receiver) and --drift (site.yml --check --diff).
+
+The pipeline lives on the hosts of group `monitoring` (Prometheus :9090, Alertmanager :9093) and `controller`
+(the receiver :9097). A fleet without those groups gets SKIP with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .findings import Check
+
+ENDPOINTS = (
+    ("pipeline.prometheus_targets", "monitoring", 9090, "/api/v1/targets"),
+    ("pipeline.alertmanager", "monitoring", 9093, "/-/healthy"),
+    ("pipeline.receiver", "controller", 9097, "/healthz"),
+)
+
+
+def _get(url: str, timeout: float) -> tuple[int | None, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - http URL we built
+            return answer.status, answer.read(1 << 20).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except (urllib.error.URLError, OSError) as exc:
+        return None, str(getattr(exc, "reason", exc))
+
+
+def targets_summary(document: dict) -> dict:
+    """Prometheus /api/v1/targets -> {up, down: [{job, instance, error}]}."""
+    active = ((document or {}).get("data") or {}).get("activeTargets") or []
+    down = [{"job": t.get("labels", {}).get("job"), "instance": t.get("labels", {}).get("instance"),
+             "error": t.get("lastError")} for t in active if t.get("health") != "up"]
+    return {"up": len(active) - len(down), "down": down}
+
+
+def pipeline_checks(groups: dict[str, list[str]], address_of, timeout: float = 3.0, get=_get) -> list[Check]:
+    """groups: {group: [hosts]}; address_of(host) -> the address the controller reaches it at."""
+    checks = []
+    for check_id, group, port, path in ENDPOINTS:
+        hosts = groups.get(group) or []
+        if not hosts:
+            checks.append(Check(check_id, "pipeline", "SKIP", f"the fleet declares no {group} host (group {group})"))
+            continue
+        host = hosts[0]
+        url = f"http://{address_of(host)}:{port}{path}"
+        status, body = get(url, timeout)
+        evidence = {"url": url, "http_status": status}
+        if status != 200:
+            checks.append(Check(check_id, "pipeline", "FAIL", f"{url} answered {status or body}", host,
+                                evidence=evidence, recommendation="check-pipeline"))
+            continue
+        if check_id == "pipeline.prometheus_targets":
+            try:
+                summary = targets_summary(json.loads(body))
+            except ValueError:
+                summary = {"up": 0, "down": [{"error": "not JSON"}]}
+            evidence.update(summary)
+            status_word = "WARN" if summary["down"] else "OK"
+            checks.append(Check(check_id, "pipeline", status_word, f"{summary['up']} targets up, "
+                                f"{len(summary['down'])} down", host, evidence=evidence,
+                                recommendation="check-pipeline" if summary["down"] else None))
+        else:
+            checks.append(Check(check_id, "pipeline", "OK", f"{url} healthy", host, evidence=evidence))
+    return checks
+
+
+def drift_checks(project: Path, inventories: list[str], limit: str | None, timeout: float = 600) -> list[Check]:
+    """site.yml --check --diff once over the hosts; per host, the tasks that would change (names, not diffs)."""
+    argv = [str(Path(sys.executable).with_name("ansible-playbook"))]
+    for inventory in inventories:
+        argv += ["-i", inventory]
+    argv += ["site.yml", "--check", "--diff"] + (["--limit", limit] if limit else [])
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_CONFIG=str(project / "ansible.cfg"))
+    try:
+        run = subprocess.run(argv, cwd=project, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        document = json.loads(run.stdout[run.stdout.find("{"):])
+    except (subprocess.TimeoutExpired, ValueError) as exc:
+        return [Check("drift.site", "drift", "FAIL", f"site.yml --check did not finish: {str(exc)[:200]}")]
+    return drift_from_json(document)
+
+
+def drift_from_json(document: dict) -> list[Check]:
+    """ansible.posix.json output -> one check per host: tasks that would change (diff contents are left out)."""
+    changes: dict[str, list[str]] = {}
+    for play in document.get("plays") or []:
+        for task in play.get("tasks") or []:
+            for host, result in (task.get("hosts") or {}).items():
+                changes.setdefault(host, [])
+                if result.get("changed"):
+                    changes[host].append(task.get("task", {}).get("name") or "?")
+    for host, stats in (document.get("stats") or {}).items():
+        changes.setdefault(host, [])
+        if stats.get("failures") or stats.get("unreachable"):
+            changes[host].append(f"({stats.get('failures', 0)} failed, {stats.get('unreachable', 0)} unreachable)")
+    return [Check("drift.site", "drift", "WARN" if tasks else "OK", f"{len(tasks)} tasks of site.yml would change",
+                  host, evidence={"would_change": len(tasks), "tasks": tasks[:50]},
+                  recommendation="apply-site" if tasks else None) for host, tasks in sorted(changes.items())]

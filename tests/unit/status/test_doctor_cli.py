@@ -1,0 +1,80 @@
+"""The CLI's contract without a fleet: exit 2 when the doctor cannot run; the pipeline checks against a real
+HTTP server on loopback; --drift's counting of ansible.posix.json output."""
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from fleetwarden.cli import build_parser
+from fleetwarden.status.pipeline import drift_from_json, pipeline_checks
+
+REPO = Path(__file__).resolve().parents[3]
+TARGETS = {"status": "success", "data": {"activeTargets": [
+    {"labels": {"job": "node", "instance": "h1:9100"}, "health": "up", "lastError": ""},
+    {"labels": {"job": "node", "instance": "h2:9100"}, "health": "down", "lastError": "connection refused"}]}}
+
+
+def test_the_doctor_exits_2_when_it_cannot_read_the_inventory(tmp_path):
+    empty = tmp_path / "empty.yml"
+    empty.write_text("all:\n  hosts: {}\n")
+    run = subprocess.run([sys.executable, "-m", "fleetwarden.cli", "doctor", "--json", "-i", str(empty)], cwd=REPO,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 2 and "lists no host" in run.stderr and run.stdout == ""
+
+
+def test_the_parser_knows_both_commands():
+    args = build_parser().parse_args(["doctor", "-i", "a", "-i", "b", "--save-report", "r.json", "--drift"])
+    assert (args.inventory, args.drift, args.include_sensitive, str(args.save_report)) == (["a", "b"], True, False,
+                                                                                           "r.json")
+    assert build_parser().parse_args(["status", "--watch"]).watch == 5.0
+
+
+@pytest.fixture
+def prometheus():
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body, code = (json.dumps(TARGETS).encode(), 200) if self.path == "/api/v1/targets" else (b"", 503)
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_pipeline_checks_skip_without_monitoring_hosts_and_read_prometheus_targets(prometheus, monkeypatch):
+    skipped = pipeline_checks({}, lambda host: host)
+    assert {(c.id, c.status) for c in skipped} == {("pipeline.prometheus_targets", "SKIP"),
+                                                   ("pipeline.alertmanager", "SKIP"), ("pipeline.receiver", "SKIP")}
+    assert all("declares no" in c.summary for c in skipped)
+    from fleetwarden.status import pipeline
+
+    monkeypatch.setattr(pipeline, "ENDPOINTS", tuple((i, g, prometheus, p) for i, g, _port, p in pipeline.ENDPOINTS))
+    checks = {c.id: c for c in pipeline_checks({"monitoring": ["mon"]}, lambda host: "127.0.0.1")}
+    targets = checks["pipeline.prometheus_targets"]
+    assert targets.status == "WARN" and targets.evidence["down"][0]["instance"] == "h2:9100"
+    assert checks["pipeline.alertmanager"].status == "FAIL" and checks["pipeline.receiver"].status == "SKIP"
+
+
+def test_drift_counts_the_tasks_that_would_change_per_host():
+    document = {"plays": [{"tasks": [
+        {"task": {"name": "Write daemon.json"}, "hosts": {"h1": {"changed": True, "diff": [{"after": "s3cret"}]},
+                                                          "h2": {"changed": False}}},
+        {"task": {"name": "Restart docker"}, "hosts": {"h1": {"changed": True}}}]}],
+        "stats": {"h1": {"failures": 0, "unreachable": 0}, "h2": {"failures": 0, "unreachable": 0}}}
+    checks = {c.host: c for c in drift_from_json(document)}
+    assert checks["h1"].evidence["would_change"] == 2 and checks["h1"].status == "WARN"
+    assert checks["h2"].status == "OK" and "s3cret" not in json.dumps([c.as_dict() for c in checks.values()])
