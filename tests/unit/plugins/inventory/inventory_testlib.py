@@ -80,8 +80,11 @@ class Sleeps(list):
 def wire_http(plugin, http, sleeps=None):
     """Make `plugin._query` use `http` (an HttpMockSequence) and never wait or look for credentials."""
     plugin._credentials = lambda: None
-    plugin._api_caller = lambda credentials: ApiCaller(
-        lambda: http, retries=plugin.get_option("retries"), sleep=sleeps if sleeps is not None else Sleeps()
+    plugin._api_caller = lambda credentials, deadline: ApiCaller(
+        lambda: http,
+        retries=plugin.get_option("retries"),
+        sleep=sleeps if sleeps is not None else Sleeps(),
+        deadline=deadline,
     )
 
 
