@@ -94,6 +94,8 @@ def service_account_info(contents):
     """The key as a dict from service_account_contents: JSON text (from a vault) or an already parsed dict."""
     if isinstance(contents, dict):
         return contents
+    if not isinstance(contents, (str, bytes)):
+        contents = str(contents)  # an inline vault value read from an inventory file decrypts on str()
     try:
         info = json.loads(contents)
     except (TypeError, ValueError):

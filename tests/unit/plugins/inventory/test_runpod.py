@@ -8,7 +8,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import runpod
 from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import unknown_options
-from inventory_testlib import SAMPLES, ReplayServer, Sleeps, fixture_json, load_plugin
+from inventory_testlib import SAMPLES, Sleeps, fixture_json, load_plugin, replay_server
 
 API_KEY = "rpa_TESTKEY0123456789"
 AUTH = "Bearer " + API_KEY
@@ -122,7 +122,7 @@ def test_check_endpoint_refuses_clear_text_to_remote_hosts(url):
 
 
 def test_fetch_pods_sends_the_key_only_in_the_header():
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
         listed = runpod.fetch_pods(server.url + "/graphql", API_KEY)
     assert [pod["id"] for pod in listed] == [pod["id"] for pod in pods()]
     [(method, path, _token, body)] = server.requests
@@ -135,7 +135,7 @@ def test_fetch_pods_sends_the_key_only_in_the_header():
 def test_fetch_pods_retries_429_then_succeeds():
     routes = {"/graphql": [(429, "runpod/rate_limited.json"), (200, "runpod/pods.json")]}
     sleeps = Sleeps()
-    with ReplayServer(routes, AUTH) as server:
+    with replay_server(routes, AUTH) as server:
         listed = runpod.fetch_pods(server.url + "/graphql", API_KEY, retries=2, sleep=sleeps)
     assert len(listed) == 5
     assert len(sleeps) == 1
@@ -148,7 +148,7 @@ def test_fetch_pods_stops_retrying_when_total_timeout_is_spent():
     def sleep(seconds):
         now[0] += seconds
 
-    with ReplayServer({"/graphql": (503, "runpod/graphql_error.json")}, AUTH) as server:
+    with replay_server({"/graphql": (503, "runpod/graphql_error.json")}, AUTH) as server:
         with pytest.raises(runpod.RunPodError, match="total_timeout spent"):
             runpod.fetch_pods(
                 server.url + "/graphql", API_KEY, retries=10, sleep=sleep, deadline=5.0, clock=lambda: now[0]
@@ -159,7 +159,7 @@ def test_fetch_pods_stops_retrying_when_total_timeout_is_spent():
 
 def test_fetch_pods_gives_up_after_the_bounded_retries():
     sleeps = Sleeps()
-    with ReplayServer({"/graphql": (503, "runpod/graphql_error.json")}, AUTH) as server:
+    with replay_server({"/graphql": (503, "runpod/graphql_error.json")}, AUTH) as server:
         with pytest.raises(runpod.RunPodError, match="HTTP 503"):
             runpod.fetch_pods(server.url + "/graphql", API_KEY, retries=2, sleep=sleeps)
     assert len(server.requests) == 3
@@ -167,7 +167,7 @@ def test_fetch_pods_gives_up_after_the_bounded_retries():
 
 
 def test_a_wrong_key_is_reported_without_the_key():
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, "Bearer other") as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, "Bearer other") as server:
         with pytest.raises(runpod.RunPodError) as raised:
             runpod.fetch_pods(server.url + "/graphql", API_KEY)
     assert str(raised.value) == "RunPod rejected the API key (HTTP 401)"
@@ -177,7 +177,7 @@ def test_a_wrong_key_is_reported_without_the_key():
 
 
 def test_parse_against_the_stub(plugin, inventory, loader, write_config, warnings):
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
         keyed = "keyed_groups:\n  - key: runpod_gpu_count | string\n    prefix: gpus\n"
         path = write_config("pods.runpod.yml", config(server, keyed))
         plugin.parse(inventory, loader, path)
@@ -214,7 +214,7 @@ def members(inventory, group):
 
 
 def test_filters_and_the_private_address(plugin, inventory, loader, write_config):
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
         extra = "addresses: [private_ip]\nfilters:\n  runpod_status: running\n  runpod_gpu_type: 'A100*'\n"
         plugin.parse(inventory, loader, write_config("pods.runpod.yml", config(server, extra)))
     assert sorted(inventory.hosts) == ["ray-worker-a100-0"]
@@ -223,14 +223,14 @@ def test_filters_and_the_private_address(plugin, inventory, loader, write_config
 
 
 def test_pod_names_that_look_like_templates_stay_text(plugin, inventory, loader, write_config):
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
         extra = "compose:\n  name_copy: runpod_name\n"
         plugin.parse(inventory, loader, write_config("pods.runpod.yml", config(server, extra)))
     assert inventory.get_host("ray-worker-l4-{{ 7 * 6 }}").vars["name_copy"] == "ray-worker-l4-{{ 7 * 6 }}"
 
 
 def test_parse_reports_graphql_errors(plugin, inventory, loader, write_config):
-    with ReplayServer({"/graphql": (200, "runpod/graphql_error.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/graphql_error.json")}, AUTH) as server:
         path = write_config("pods.runpod.yml", config(server))
         with pytest.raises(AnsibleParserError, match=r"^fleetwarden\.fleet\.runpod: RunPod GraphQL error"):
             plugin.parse(inventory, loader, path)
@@ -261,7 +261,7 @@ def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
 
 def test_a_cache_hit_does_not_call_the_api_and_never_stores_the_key(plugin, inventory, loader, write_config, tmp_path):
     cache = f"cache: true\ncache_plugin: jsonfile\ncache_connection: {tmp_path / 'cache'}\n"
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
         path = write_config("pods.runpod.yml", config(server, cache))
         plugin.parse(inventory, loader, path)
         plugin.update_cache_if_changed()
