@@ -20,7 +20,8 @@ How each plugin reaches the server:
   to the same URL on the loopback server. gcp_compute's code runs unmodified otherwise.
 
 Two gcp_compute configurations are timed:
-- its defaults (with hostnames: name, so that both inventories have the same hosts);
+- its defaults (with hostnames: name, so that both inventories have the same hosts; gce_gpu is given
+  hostnames: [name] too, its own default being <name>.<zone>.<project>);
 - with keyed_groups that produce the groups gce_gpu makes by default (status, accelerator type, zone).
 Each plugin is timed loaded by InventoryManager, as ansible-inventory does (ansible-core 2.19 tags every
 host var with its origin on the way in), and alone: its parse() on a plain InventoryData.
@@ -36,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _inventory_replay import PROJECT, TOKEN, ReplayServer, gce_pages, plugin_runner, routes_for, summary
+from _inventory_replay import PROJECT, TOKEN, gce_pages, plugin_runner, replay, routes_for, summary
 
 GCE_GPU = "fleetwarden.fleet.gce_gpu"
 GCP_COMPUTE = "google.cloud.gcp_compute"
@@ -64,12 +65,13 @@ def main() -> int:
     from ansible.plugins.loader import inventory_loader
 
     workdir = Path(tempfile.mkdtemp(prefix="fw-bench-gce-"))
-    with ReplayServer(routes_for(PATH, pages)) as server:
+    with replay(routes_for(PATH, pages)) as server:
         compute_class = type(inventory_loader.get(GCP_COMPUTE))  # the class the loader hands to InventoryManager
         compute_class._instances = server.url + "/compute/v1/projects/%s/aggregated/instances"
         ours = workdir / "bench.gce_gpu.yml"
         ours.write_text(
             f"plugin: {GCE_GPU}\nprojects: [{PROJECT}]\nauth_kind: accesstoken\nendpoint: {server.url}/compute/v1/\n"
+            "hostnames: [name]\n"
         )
         theirs = workdir / "bench.gcp_compute.yml"
         theirs.write_text(
