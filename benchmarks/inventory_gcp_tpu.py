@@ -31,9 +31,9 @@ PLUGIN = "fleetwarden.fleet.gcp_tpu"
 def core_floor(pages, trials):
     """Time InventoryData alone building what the plugin builds: what any plugin would pay for it."""
     from ansible.inventory.data import InventoryData
-    from ansible_collections.fleetwarden.fleet.plugins.inventory import gcp_tpu
+    from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._tpu_inventory import shape
 
-    records = gcp_tpu.shape([node for page in pages for node in page["nodes"]])
+    records = shape([node for page in pages for node in page["nodes"]])
     families = ("tpu_state", "tpu_accelerator_type", "tpu_zone")
     wall, cpu = [], []
     for _ in range(trials):

@@ -10,6 +10,7 @@ from ansible.errors import AnsibleOptionsError, AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible_collections.fleetwarden.fleet.plugins.inventory import gcp_tpu
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller, build_service
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils import _tpu_inventory as tpu_inventory
 from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import ADDRESS_CHOICES
 from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
     NAME_SCHEMES,
@@ -95,7 +96,7 @@ def test_verify_file_checks_the_suffix(plugin, tmp_path, name, accepted):
 
 def test_a_multi_host_slice_gives_one_record_per_worker():
     node = fixture_json("gcp/tpu/nodes_page2.json")["nodes"][2]  # pod-v4-32-d, 4 endpoints
-    records = gcp_tpu.host_records(node)
+    records = tpu_inventory.host_records(node)
     assert [host["tpu_worker_index"] for host in records] == [0, 1, 2, 3]
     assert {host["tpu_worker_count"] for host in records} == {4}
     assert [host["tpu_internal_ip"] for host in records] == [f"10.130.0.{last}" for last in (140, 141, 142, 143)]
@@ -104,7 +105,7 @@ def test_a_multi_host_slice_gives_one_record_per_worker():
 
 def test_a_single_host_node_keeps_all_vars():
     node = fixture_json("gcp/tpu/nodes_page1.json")["nodes"][0]
-    assert gcp_tpu.host_records(node) == [
+    assert tpu_inventory.host_records(node) == [
         {
             "tpu_node_name": "train-v4-8-a",
             "tpu_project": "fw-ml-prod",
@@ -126,7 +127,7 @@ def test_a_single_host_node_keeps_all_vars():
 def test_a_creating_node_without_endpoints_counts_its_workers_from_the_type():
     # Changed by issue 14: tpu_worker_count was 0 without endpoints; it now comes from acceleratorType.
     node = fixture_json("gcp/tpu/nodes_page2.json")["nodes"][1]  # serve-v5e-4, CREATING
-    [host] = gcp_tpu.host_records(node)
+    [host] = tpu_inventory.host_records(node)
     assert host["tpu_state"] == "CREATING"
     assert host["tpu_worker_index"] == 0
     assert host["tpu_worker_count"] == 1
@@ -156,12 +157,12 @@ def test_a_creating_node_without_endpoints_counts_its_workers_from_the_type():
     ],
 )
 def test_worker_count(node, workers):
-    assert gcp_tpu.worker_count(node) == workers
+    assert tpu_inventory.worker_count(node) == workers
 
 
 def test_a_preempted_slice_without_endpoints_keeps_its_worker_hosts():
     node = fixture_json("gcp/tpu/node_preempted_queued.json")  # qr-v4-16-e, v4-16, no endpoints
-    records = gcp_tpu.host_records(node, {node["queuedResource"]: "SUSPENDED"})
+    records = tpu_inventory.host_records(node, {node["queuedResource"]: "SUSPENDED"})
     assert [(host["tpu_worker_index"], host["tpu_worker_count"]) for host in records] == [(0, 2), (1, 2)]
     assert {host["tpu_queued_resource"] for host in records} == {"qr-v4-16-e"}
     assert {host["tpu_queued_resource_state"] for host in records} == {"SUSPENDED"}
@@ -185,7 +186,7 @@ def test_collect_zones():
 def test_pending_nodes_stand_in_for_what_a_queued_resource_still_waits_for():
     queued = fixture_json("gcp/tpu/queued_resources.json")["queuedResources"]
     listed = {"projects/fw-ml-prod/locations/us-central2-b/nodes/qr-v4-16-e"}
-    [pending] = gcp_tpu.pending_nodes(queued, listed)
+    [pending] = tpu_inventory.pending_nodes(queued, listed)
     assert pending["name"] == "projects/fw-ml-prod/locations/us-west4-a/nodes/wait-v5e-8"
     assert pending["acceleratorType"] == "v5litepod-8"
     assert "state" not in pending
@@ -199,7 +200,7 @@ def test_pending_nodes_stand_in_for_what_a_queued_resource_still_waits_for():
             },
         }
     ]
-    assert [node["name"] for node in gcp_tpu.pending_nodes(multislice, set())] == [
+    assert [node["name"] for node in tpu_inventory.pending_nodes(multislice, set())] == [
         "projects/p/locations/z/nodes/m-0",
         "projects/p/locations/z/nodes/m-1",
     ]
@@ -207,7 +208,7 @@ def test_pending_nodes_stand_in_for_what_a_queued_resource_still_waits_for():
 
 def test_shape_sorts_by_project_zone_node_and_worker():
     nodes = [node for index in (1, 2, 3) for node in fixture_json(f"gcp/tpu/nodes_page{index}.json")["nodes"]]
-    records = gcp_tpu.shape(nodes)
+    records = tpu_inventory.shape(nodes)
     keys = [(host["tpu_zone"], host["tpu_node_name"], host["tpu_worker_index"]) for host in records]
     assert keys[:3] == [
         ("europe-west4-a", "old-v3-8", 0),
@@ -312,7 +313,7 @@ def test_a_slice_keeps_its_host_names_whatever_its_state(plugin, loader, write_c
 
         BaseInventoryPlugin.parse(fresh, inventory, loader, path)
         fresh._read_config_data(path)
-        fresh._populate(gcp_tpu.shape([node]))
+        fresh._populate(tpu_inventory.shape([node]))
         names.append(sorted(inventory.hosts))
     assert names[0] == names[1] == [fq("train-v4-16-b-w0"), fq("train-v4-16-b-w1")]
 
