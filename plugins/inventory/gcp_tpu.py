@@ -223,7 +223,10 @@ def list_one_zone(service, caller, project, zone):
 
 
 def list_queued_resources(service, caller, project, zone):
-    """(queued resources, failures); a failure here loses only their states, never a node."""
+    """(queued resources, failures); a failure here loses only their states, never a node.
+
+    Queued resources is None when the all-zones listing was refused (400) and zones must be listed one by one.
+    """
     try:
         queued, unreachable = collect_nodes(
             queued_resource_pages(service, caller.execute, project, zone), key="queuedResources"
@@ -231,6 +234,8 @@ def list_queued_resources(service, caller, project, zone):
     except LOSES_A_PROJECT as exc:
         if is_credential_error(exc):
             raise GcpError(describe_http_error(exc, API, project, "listing TPU queued resources")) from None
+        if zone == ALL_ZONES and isinstance(exc, HttpError) and exc.resp.status == 400:
+            return None, []  # the wildcard is refused: list zone by zone
         reason = "HTTP %s" % exc.resp.status if isinstance(exc, HttpError) else str(exc)
         message = "project %s: queued resources in %s could not be listed (%s); their states are missing" % (
             project,
@@ -316,7 +321,23 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
                 lost = {failure["project"] for failure in failures if failure["scope"] == "project"}
                 scopes = [(project, ALL_ZONES) for project in projects if not zones and project not in lost | fell_back]
                 scopes += [(project, zone) for project, zone in targets if project not in lost]
-                for listed, found in pool.map(lambda scope: list_queued_resources(service, caller, *scope), scopes):
+                refused = []
+                for scope, (listed, found) in zip(
+                    scopes, pool.map(lambda scope: list_queued_resources(service, caller, *scope), scopes), strict=True
+                ):
+                    failures.extend(found)
+                    if listed is None:
+                        refused.append(scope[0])
+                    else:
+                        queued.extend(listed)
+                zone_scopes = []
+                for project in refused:
+                    zone_ids, found = list_zones(service, caller, project)
+                    failures.extend(dict(failure, scope="notice") for failure in found)  # nodes are listed already
+                    zone_scopes.extend((project, zone) for zone in zone_ids)
+                for listed, found in pool.map(
+                    lambda scope: list_queued_resources(service, caller, *scope), zone_scopes
+                ):
                     failures.extend(found)
                     queued.extend(listed)
         return shape(nodes, queued), one_per_project(failures)

@@ -556,6 +556,27 @@ def test_queued_resources_that_cannot_be_listed_lose_no_node(plugin, inventory, 
     assert any("queued resources in all zones could not be listed (HTTP 503)" in warning for warning in warnings)
 
 
+def test_a_refused_queued_resource_wildcard_is_listed_zone_by_zone(plugin, inventory, loader, write_config):
+    responses = [
+        *PAGES,
+        status(400, "errors/400_wildcard_location_tpu.json"),
+        ok("tpu/locations.json"),
+        NO_QUEUED,
+        NO_QUEUED,
+        QUEUED,
+    ]
+    http = parse(plugin, inventory, loader, write_config, responses, "concurrency: 1\n")
+    sent = uris(http)
+    assert "/locations/-/queuedResources" in sent[3]
+    assert "/v2/projects/fw-ml-prod/locations?" in sent[4]
+    assert [uri.split("/locations/")[1].split("/")[0] for uri in sent[5:]] == [
+        "europe-west4-a",
+        "us-central2-b",
+        "us-east1-d",
+    ]
+    assert host_vars(inventory, fq("qr-v4-16-e-w0"))["tpu_queued_resource_state"] == "SUSPENDED"
+
+
 class Clock:
     """A monotonic clock that moves only when the caller sleeps."""
 
