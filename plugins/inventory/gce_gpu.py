@@ -209,13 +209,18 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
         return make_unsafe_vars(value, wrap_var)
 
     def _naming(self, host_vars):
-        name, zone, project = host_vars["gce_name"], host_vars["gce_zone"], host_vars["gce_project"]
         return (
-            name,
-            {"zone": zone, "project": project},
+            host_vars["gce_name"],
+            {"zone": host_vars["gce_zone"], "project": host_vars["gce_project"]},
             host_vars["gce_labels"],
             "",
-            ("projects/%s/zones/%s/instances/%s" % (project, zone, name)),
+        )
+
+    def _resource(self, host_vars):
+        return "projects/%s/zones/%s/instances/%s" % (
+            host_vars["gce_project"],
+            host_vars["gce_zone"],
+            host_vars["gce_name"],
         )
 
     def _query(self, caller):

@@ -267,16 +267,18 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
         return make_unsafe_vars(value, wrap_var)
 
     def _naming(self, host_vars):
-        multi = host_vars["tpu_worker_count"] > 1
-        index = host_vars["tpu_worker_index"]
         return (
             host_vars["tpu_node_name"],
             {"zone": host_vars["tpu_zone"], "project": host_vars["tpu_project"]},
             host_vars["tpu_labels"],
-            "-w%d" % index if multi else "",
-            node_path(host_vars["tpu_project"], host_vars["tpu_zone"], host_vars["tpu_node_name"])
-            + (" (worker %d)" % index if multi else ""),
+            "-w%d" % host_vars["tpu_worker_index"] if host_vars["tpu_worker_count"] > 1 else "",
         )
+
+    def _resource(self, host_vars):
+        path = node_path(host_vars["tpu_project"], host_vars["tpu_zone"], host_vars["tpu_node_name"])
+        if host_vars["tpu_worker_count"] > 1:
+            return "%s (worker %d)" % (path, host_vars["tpu_worker_index"])
+        return path
 
     def _own_groups(self, host_vars, choice):
         groups = []

@@ -131,8 +131,8 @@ class GcpInventoryMixin(FleetInventoryMixin):
     CONFIG_SUFFIXES, and make_unsafe (ansible's wrap_var), and implements:
     - `_query(caller)` -> (records, failures): records are host var dicts of plain data (they cache
       as JSON), failures are zone_failure / project_failure records;
-    - `_naming(host_vars)` -> (name, qualifiers, labels, suffix, resource): what pick_hostname needs,
-      and the resource path that an error about a duplicate name shows;
+    - `_naming(host_vars)` -> (name, qualifiers, labels, suffix): what pick_hostname needs;
+    - `_resource(host_vars)` -> the resource path that an error about a duplicate name shows;
     - optionally `_own_groups(host_vars, choice)` -> group names beyond DEFAULT_GROUPS.
     """
 
@@ -232,7 +232,7 @@ class GcpInventoryMixin(FleetInventoryMixin):
         for host_vars in records:
             if filters and not matches_filters(host_vars, filters):
                 continue
-            name, qualifiers, labels, suffix, resource = self._naming(host_vars)
+            name, qualifiers, labels, suffix = self._naming(host_vars)
             addresses = {choice: host_vars.get(var) for choice, var in self.ADDRESS_VARS}
             hostname, choice = pick_hostname(order, name, qualifiers, labels, addresses, suffix)
             if hostname is None:  # none of the chosen values: the documented fallback, never a drop
@@ -241,12 +241,12 @@ class GcpInventoryMixin(FleetInventoryMixin):
                 raise InventoryError(
                     duplicate_message(
                         hostname,
-                        owners[hostname],
-                        resource,
+                        self._resource(owners[hostname]),
+                        self._resource(host_vars),
                         "Choose hostnames that tell them apart, such as [%s] (the default)." % FALLBACK_HOSTNAME,
                     )
                 )
-            owners[hostname] = resource
+            owners[hostname] = host_vars
             host_vars = self.make_unsafe(host_vars)
             inventory.add_host(hostname)
             for key, value in host_vars.items():
