@@ -1,22 +1,21 @@
-"""Shared pieces of the inventory benchmarks: generated API pages, a loopback replay server, timing.
+"""Shared pieces of the inventory benchmarks: generated API pages, and timing.
 
 The pages are shaped like real Cloud TPU v2 `nodes.list` and Compute Engine `instances.aggregatedList`
 answers (the same fields as the recorded fixtures in tests/fixtures/gcp), generated so that any size
-can be served. The server answers from memory by (path, pageToken), over HTTP/1.1 keep-alive.
-Plugins are loaded through ansible's own plugin loader, as ansible-inventory does.
+can be served. fleetwarden.replay.ReplayServer (the one the inventory tests use too) answers them from
+memory by (path, pageToken), over HTTP/1.1 keep-alive. Plugins are loaded through ansible's own plugin
+loader, as ansible-inventory does.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import statistics
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+
+from fleetwarden.replay import ReplayServer, paged_routes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "fw-bench"
@@ -186,58 +185,14 @@ def gce_pages(count=5000, zone_count=20, page_size=500, seed=0):
 
 
 def routes_for(path, pages):
-    """{(path, pageToken): bytes}: the first page without a token, the others by the previous page's token."""
-    routes = {(path, None): json.dumps(pages[0]).encode()}
-    for previous, page in itertools.pairwise(pages):
-        routes[(path, previous["nextPageToken"])] = json.dumps(page).encode()
-    return routes
+    """Routes answering each page, pre-encoded: the first without a token, the others by the previous page's token."""
+    bodies = [json.dumps(page).encode() for page in pages]
+    return paged_routes(path, bodies, [page.get("nextPageToken") for page in pages])
 
 
-# ---------------------------------------------------------------------------------------------
-# The loopback server
-# ---------------------------------------------------------------------------------------------
-
-
-class ReplayServer:
-    """Serves pre-encoded pages by (path, pageToken) on 127.0.0.1; counts requests per path."""
-
-    def __init__(self, routes):
-        self.routes = routes
-        self.hits = {}
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                url = urlsplit(self.path)
-                token = parse_qs(url.query).get("pageToken", [None])[0]
-                body = server.routes.get((url.path, token))
-                server.hits[url.path] = server.hits.get(url.path, 0) + 1
-                if self.headers.get("Authorization") != "Bearer " + TOKEN or body is None:
-                    body, code = b'{"error": {"code": 404, "message": "not recorded"}}', 404
-                else:
-                    code = 200
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def replay(routes):
+    """The loopback server for these routes, expecting the benchmarks' bearer token."""
+    return ReplayServer(routes, "Bearer " + TOKEN)
 
 
 # ---------------------------------------------------------------------------------------------

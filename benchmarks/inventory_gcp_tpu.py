@@ -4,8 +4,9 @@
 Usage: .venv/bin/python benchmarks/inventory_gcp_tpu.py [--trials 7] [--nodes 5000] [--zones 20] [--cli]
 
 A loopback server replays generated `nodes.list` pages (500 nodes each; every tenth node is a v4-16
-slice with two workers, so 5,000 nodes give 5,500 hosts). The plugin reaches it through its `endpoint`
-option with an access token. Timed: loading the source with InventoryManager, exactly what
+slice with two workers, whatever its state, so 5,000 nodes give 5,500 hosts) and an empty
+`queuedResources.list` page. The plugin reaches it through its `endpoint` option with an access token.
+Timed: loading the source with InventoryManager, exactly what
 ansible-inventory does before it prints (plugin lookup, parse through ansible-core's origin-tagging
 wrapper, cache write, group reconciliation). Goals: parse <= 2 s, cache hit <= 0.5 s.
 --cli also times a whole `ansible-inventory --list` (interpreter start, imports, JSON output).
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _inventory_replay import REPO_ROOT, TOKEN, ReplayServer, plugin_runner, routes_for, summary, tpu_pages
+from _inventory_replay import PROJECT, REPO_ROOT, TOKEN, plugin_runner, replay, routes_for, summary, tpu_pages
 
 PLUGIN = "fleetwarden.fleet.gcp_tpu"
 
@@ -30,16 +31,18 @@ PLUGIN = "fleetwarden.fleet.gcp_tpu"
 def core_floor(pages, trials):
     """Time InventoryData alone building what the plugin builds: what any plugin would pay for it."""
     from ansible.inventory.data import InventoryData
-    from ansible_collections.fleetwarden.fleet.plugins.inventory import gcp_tpu
+    from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._tpu_inventory import shape
 
-    records = gcp_tpu.shape([node for page in pages for node in page["nodes"]])
+    records = shape([node for page in pages for node in page["nodes"]])
     families = ("tpu_state", "tpu_accelerator_type", "tpu_zone")
     wall, cpu = [], []
     for _ in range(trials):
         started, started_cpu = time.perf_counter(), time.process_time()
         inventory = InventoryData()
         inventory.add_group("gcp_tpu")
-        for hostname, host_vars in records:
+        for host_vars in records:
+            node, index, zone = host_vars["tpu_node_name"], host_vars["tpu_worker_index"], host_vars["tpu_zone"]
+            hostname = f"{node}-w{index}.{zone}.{PROJECT}"
             inventory.add_host(hostname)
             for key, value in host_vars.items():
                 inventory.set_variable(hostname, key, value)
@@ -48,6 +51,8 @@ def core_floor(pages, trials):
                 if host_vars[family]:
                     group = inventory.add_group(f"{family}_{host_vars[family]}".lower().replace("-", "_"))
                     inventory.add_child(group, hostname)
+            if host_vars["tpu_worker_count"] > 1:
+                inventory.add_child(inventory.add_group(f"tpu_slice_{node}".replace("-", "_")), hostname)
         wall.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
     return wall, cpu
@@ -62,11 +67,12 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["GCP_ACCESS_TOKEN"] = TOKEN
     pages = tpu_pages(args.nodes, args.zones)
-    routes = routes_for("/v2/projects/fw-bench/locations/-/nodes", pages)
+    routes = routes_for(f"/v2/projects/{PROJECT}/locations/-/nodes", pages)
+    routes.update(routes_for(f"/v2/projects/{PROJECT}/locations/-/queuedResources", [{}]))
     manager, bare = plugin_runner()
     workdir = Path(tempfile.mkdtemp(prefix="fw-bench-tpu-"))
     results = {}  # figure -> (wall times, CPU times)
-    with ReplayServer(routes) as server:
+    with replay(routes) as server:
         base = f"plugin: {PLUGIN}\nprojects: [fw-bench]\nauth_kind: accesstoken\nendpoint: {server.url}/\n"
         plain = workdir / "plain.gcp_tpu.yml"
         plain.write_text(base)
@@ -84,13 +90,13 @@ def main() -> int:
                 parse_times.append(elapsed)
                 hosts = len(inventory.hosts)
             run(cached, cache=False)  # fills the cache
-            requests_before = sum(server.hits.values())
+            requests_before = len(server.requests)
             for _ in range(args.trials):
                 started = time.process_time()
                 elapsed, cached_inventory = run(cached, cache=True)
                 hit_cpu.append(time.process_time() - started)
                 hit_times.append(elapsed)
-            assert sum(server.hits.values()) == requests_before, "a cache hit must not call the API"
+            assert len(server.requests) == requests_before, "a cache hit must not call the API"
             assert set(cached_inventory.hosts) == set(inventory.hosts)
             results[f"parse, {mode}"] = (parse_times, parse_cpu, "<= 2 s")
             results[f"cache hit, {mode}"] = (hit_times, hit_cpu, "<= 0.5 s")

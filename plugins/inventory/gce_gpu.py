@@ -7,22 +7,26 @@ __metaclass__ = type
 
 import concurrent.futures
 
-from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
-    GOOGLE_IMPORT_ERROR,
-    HAS_GOOGLE_LIBRARIES,
+    RETRYABLE_EXCEPTIONS,
     GcpError,
-    GcpInventoryMixin,
     HttpError,
+    TimeBudgetSpent,
     build_service,
     describe_http_error,
     iterate_pages,
-    make_unsafe_vars,
-    paused_gc,
-    short_name,
 )
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import (
+    GcpInventoryMixin,
+    describe_project_failure,
+    is_credential_error,
+    project_failure,
+    short_name,
+    zone_failure,
+)
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import make_unsafe_vars
 
 DOCUMENTATION = r"""
 name: gce_gpu
@@ -34,7 +38,8 @@ description:
   - Warns about unreachable zones, whose instances are then missing.
   - The config file name must end in C(gce_gpu.yml) or C(gce_gpu.yaml), as with aws_ec2, for example
     C(inventory/prod/fleet.gce_gpu.yml) or C(inventory/sample/gce_gpu.yml).
-  - The inventory hostname is the instance name.
+  - The inventory hostname follows O(hostnames); by default C(<instance>.<zone>.<project>).
+  - A project that cannot be listed is left out with a warning (see O(strict_permissions)).
   - "Host vars: C(gce_name), C(gce_project), C(gce_zone), C(gce_machine_type), C(gce_status),
     C(gce_accelerator_type), C(gce_accelerator_count) (the sum over all attached accelerators),
     C(gce_provisioning_model) (V(STANDARD), V(SPOT), V(FLEX_START), ...), C(gce_labels), C(gce_internal_ip),
@@ -81,13 +86,15 @@ EXAMPLES = r"""
 plugin: fleetwarden.fleet.gce_gpu
 projects: [ml-prod]
 api_filter: status = RUNNING
-hostnames: [internal_ip]
+hostnames: [name_zone]
+addresses: [internal_ip]
 keyed_groups:
   - key: gce_labels.fleet | default('none')
     prefix: fleet
 """
 
 API = "compute.googleapis.com"
+VIEWER_ROLE = "roles/compute.viewer"
 MAX_RESULTS = 500
 
 
@@ -139,27 +146,24 @@ def addresses(network_interfaces):
 
 
 def instance_record(instance):
-    """An [inventory_hostname, host_vars] record for one instance."""
+    """The host var record of one instance."""
     accelerators = instance.get("guestAccelerators") or []
     internal, external = addresses(instance.get("networkInterfaces") or [])
     self_link = instance.get("selfLink") or ""
     project = self_link.split("/projects/", 1)[1].split("/", 1)[0] if "/projects/" in self_link else None
-    return [
-        instance["name"],
-        {
-            "gce_name": instance["name"],
-            "gce_project": project,
-            "gce_zone": short_name(instance.get("zone")),
-            "gce_machine_type": short_name(instance.get("machineType")),
-            "gce_status": instance.get("status"),
-            "gce_accelerator_type": short_name(accelerators[0].get("acceleratorType")) if accelerators else None,
-            "gce_accelerator_count": sum(int(item.get("acceleratorCount") or 0) for item in accelerators),
-            "gce_provisioning_model": provisioning_model(instance.get("scheduling")),
-            "gce_labels": instance.get("labels") or {},
-            "gce_internal_ip": internal,
-            "gce_external_ip": external,
-        },
-    ]
+    return {
+        "gce_name": instance["name"],
+        "gce_project": project,
+        "gce_zone": short_name(instance.get("zone")),
+        "gce_machine_type": short_name(instance.get("machineType")),
+        "gce_status": instance.get("status"),
+        "gce_accelerator_type": short_name(accelerators[0].get("acceleratorType")) if accelerators else None,
+        "gce_accelerator_count": sum(int(item.get("acceleratorCount") or 0) for item in accelerators),
+        "gce_provisioning_model": provisioning_model(instance.get("scheduling")),
+        "gce_labels": instance.get("labels") or {},
+        "gce_internal_ip": internal,
+        "gce_external_ip": external,
+    }
 
 
 def shape(instances, accelerators_only=True):
@@ -169,71 +173,64 @@ def shape(instances, accelerators_only=True):
         for instance in instances
         if instance.get("guestAccelerators") or not accelerators_only
     ]
-    records.sort(key=lambda record: (record[1]["gce_project"] or "", record[1]["gce_zone"] or "", record[0]))
+    records.sort(key=lambda host: (host["gce_project"] or "", host["gce_zone"] or "", host["gce_name"]))
     return records
 
 
 def list_project(service, caller, project, api_filter=None):
-    """(instances, warnings) of one project; runs in a worker thread, so it does not print."""
+    """(instances, failures) of one project; runs in a worker thread, so it does not print."""
+    action = "listing instances"
     try:
         instances, unreachable = collect_instances(aggregated_pages(service, caller.execute, project, api_filter))
-    except HttpError as exc:
-        raise GcpError(describe_http_error(exc, API, project, "listing instances")) from None
-    if not unreachable:
-        return instances, []
-    return instances, [
-        "project %s: zone(s) %s unreachable; their instances are missing from the inventory"
-        % (project, ", ".join(unreachable))
-    ]
+    except (HttpError, TimeBudgetSpent, *RETRYABLE_EXCEPTIONS) as exc:
+        if is_credential_error(exc):
+            raise GcpError(describe_http_error(exc, API, project, action)) from None
+        return [], [project_failure(project, describe_project_failure(exc, API, project, action, VIEWER_ROLE))]
+    return instances, [zone_failure(project, unreachable, what="instances", word="zone(s)")] if unreachable else []
 
 
 # ---------------------------------------------------------------------------------------------
-# The plugin
+# The plugin: parse() and the populate loop are GcpInventoryMixin's
 # ---------------------------------------------------------------------------------------------
 
 
 class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "fleetwarden.fleet.gce_gpu"
+    CONFIG_SUFFIXES = ("gce_gpu.yml", "gce_gpu.yaml")
     ALL_GROUP = "gce_gpu"
     DEFAULT_GROUPS = (
         ("gce_status", "gce_status"),
         ("gce_accelerator_type", "gce_accelerator"),
         ("gce_zone", "gce_zone"),
     )
-    HOSTNAME_VARS = (("external_ip", "gce_external_ip"), ("internal_ip", "gce_internal_ip"))
-
-    def verify_file(self, path):
-        return super().verify_file(path) and path.endswith(("gce_gpu.yml", "gce_gpu.yaml"))
+    ADDRESS_VARS = (("external_ip", "gce_external_ip"), ("internal_ip", "gce_internal_ip"))
 
     def make_unsafe(self, value):
         return make_unsafe_vars(value, wrap_var)
 
-    def parse(self, inventory, loader, path, cache=True):
-        super().parse(inventory, loader, path)
-        if not HAS_GOOGLE_LIBRARIES:
-            raise AnsibleParserError("%s needs google-api-python-client: %s" % (self.NAME, GOOGLE_IMPORT_ERROR))
-        try:
-            self._check_config(self._read_config_data(path))
-            with paused_gc():
-                records, cache_needs_update = self._cached_records(path, cache)
-                if records is None:
-                    records = shape(self._query(), self.get_option("accelerators_only"))
-                self._populate(records)
-        except GcpError as exc:
-            raise AnsibleParserError(str(exc)) from None
-        if cache_needs_update:
-            self._cache[self.get_cache_key(path)] = records
+    def _naming(self, host_vars):
+        return (
+            host_vars["gce_name"],
+            {"zone": host_vars["gce_zone"], "project": host_vars["gce_project"]},
+            host_vars["gce_labels"],
+            "",
+        )
 
-    def _query(self):
-        caller = self._api_caller(self._credentials())
+    def _resource(self, host_vars):
+        return "projects/%s/zones/%s/instances/%s" % (
+            host_vars["gce_project"],
+            host_vars["gce_zone"],
+            host_vars["gce_name"],
+        )
+
+    def _query(self, caller):
         service = build_service("compute", "v1", caller.make_http(), endpoint=self.get_option("endpoint"))
         api_filter = self.get_option("api_filter")
-        instances = []
+        instances, failures = [], []
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.get_option("concurrency"))) as pool:
-            for listed, warnings in pool.map(
+            for listed, found in pool.map(
                 lambda project: list_project(service, caller, project, api_filter), self.get_option("projects")
             ):
-                for warning in warnings:
-                    self.display.warning("%s: %s" % (self.NAME, warning))
+                failures.extend(found)
                 instances.extend(listed)
-        return instances
+        return shape(instances, self.get_option("accelerators_only")), failures

@@ -7,46 +7,59 @@ __metaclass__ = type
 
 import concurrent.futures
 
-from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
-    GOOGLE_IMPORT_ERROR,
-    HAS_GOOGLE_LIBRARIES,
+    RETRYABLE_EXCEPTIONS,
     GcpError,
-    GcpInventoryMixin,
     HttpError,
+    TimeBudgetSpent,
     build_service,
     describe_http_error,
     iterate_pages,
-    make_unsafe_vars,
-    paused_gc,
+)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import location_path, node_path
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import (
+    FALLBACK_HOSTNAME,
+    GcpInventoryMixin,
+    describe_project_failure,
+    is_credential_error,
+    project_failure,
     short_name,
+    zone_failure,
 )
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import (
-    location_path,
-    parse_node_name,
-    provisioning_model,
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
+    NAME_SCHEMES,
+    group_name,
+    make_unsafe_vars,
+    pick_hostname,
 )
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._tpu_inventory import WAITING_STATES, shape
 
 DOCUMENTATION = r"""
 name: gcp_tpu
 short_description: Cloud TPU VMs as inventory hosts, one per worker
 description:
   - Lists Cloud TPU v2 nodes of the configured projects across all zones (C(locations/-)) and makes one
-    host per TPU VM worker, so a multi-host slice such as v4-16 gives one host per C(networkEndpoints) entry.
-  - When the all-zones listing fails (other than for permissions), lists the zones one by one instead.
+    host per TPU VM worker, so a multi-host slice such as v4-16 gives one host per worker.
+  - When the all-zones listing is refused (HTTP 400) or a backend fails (5xx), lists the zones one by one
+    instead. Never after a 429, when the quota is spent; that request is retried with backoff instead.
   - Follows pagination and warns about unreachable locations, whose nodes are then missing.
+  - Lists the queued resources of the same projects and zones (O(queued_resources)).
   - Uses google-api-python-client with its bundled static discovery document C(tpu v2).
   - The config file name must end in C(gcp_tpu.yml) or C(gcp_tpu.yaml), as with aws_ec2, for example
     C(inventory/prod/fleet.gcp_tpu.yml) or C(inventory/sample/gcp_tpu.yml).
-  - The inventory hostname is the node name for a single-host node and C(<node>-w<index>) for each worker of a
-    multi-host slice. A node with no endpoints yet (creating, preempted) still gets one host, worker 0.
+  - The inventory hostname follows O(hostnames). A multi-host slice names its workers C(<node>-w<index>)
+    (then qualified, for example C(train-v4-16-b-w1.us-central2-b.ml-prod)) whatever its state, with the worker
+    count from C(networkEndpoints), or from C(acceleratorType) / C(acceleratorConfig) while it has none.
   - "Host vars: C(tpu_node_name), C(tpu_project), C(tpu_zone), C(tpu_worker_index), C(tpu_worker_count),
     C(tpu_accelerator_type), C(tpu_state), C(tpu_health), C(tpu_provisioning_model) (V(SPOT), V(PREEMPTIBLE),
-    V(RESERVED) or V(STANDARD)), C(tpu_labels), C(tpu_internal_ip), C(tpu_external_ip), C(tpu_runtime_version)."
+    V(RESERVED) or V(STANDARD)), C(tpu_labels), C(tpu_internal_ip), C(tpu_external_ip), C(tpu_runtime_version);
+    for a node that a queued resource owns also C(tpu_queued_resource) and C(tpu_queued_resource_state)."
   - "Groups: C(gcp_tpu) (every host), C(tpu_state_<state>), C(tpu_accelerator_<type>), C(tpu_zone_<zone>),
-    all lower case with C(_) for other characters, for example C(tpu_state_preempted), C(tpu_accelerator_v4_16)."
+    C(tpu_queued_state_<state>), C(tpu_slice_<node>) for each multi-host slice (its node name qualified as
+    its host names are), and C(tpu_queued_waiting) for nodes whose queued resource still waits for capacity;
+    all lower case with C(_) for other characters, for example C(tpu_state_preempted)."
 author: fleetwarden maintainers
 extends_documentation_fragment:
   - constructed
@@ -69,6 +82,16 @@ options:
     type: list
     elements: str
     default: []
+  queued_resources:
+    description:
+      - List queued resources too. Their state becomes a host var of the nodes they own, and nodes they
+        still wait for become hosts without a C(tpu_state), in group C(tpu_queued_waiting).
+    type: bool
+    default: true
+  slice_groups:
+    description: Put the workers of each multi-host slice in a group C(tpu_slice_<node>) of their own.
+    type: bool
+    default: true
   endpoint:
     description:
       - Base URL of the Cloud TPU API, for a private endpoint or a local emulator.
@@ -80,7 +103,8 @@ EXAMPLES = r"""
 # inventory/prod.gcp_tpu.yml
 plugin: fleetwarden.fleet.gcp_tpu
 projects: [ml-prod]
-hostnames: [internal_ip]
+hostnames: [name_zone]
+addresses: [internal_ip]
 filters:
   tpu_labels.fleet: ray
 keyed_groups:
@@ -93,12 +117,11 @@ cache_timeout: 300
 """
 
 API = "tpu.googleapis.com"
+VIEWER_ROLE = "roles/tpu.viewer"
 PAGE_SIZE = 1000
 ALL_ZONES = "-"
-
-
 # ---------------------------------------------------------------------------------------------
-# Paging and shaping: module-level functions, each with its own unit test
+# Paging: module-level functions, each with its own unit test (shaping is in plugin_utils/_tpu_inventory.py)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -109,6 +132,13 @@ def node_pages(service, execute, project, zone):
     return iterate_pages(first, nodes.list_next, execute)
 
 
+def queued_resource_pages(service, execute, project, zone):
+    """Every ListQueuedResourcesResponse page of one project and one zone (`-` for all zones)."""
+    queued = service.projects().locations().queuedResources()
+    first = queued.list(parent=location_path(project, zone), pageSize=PAGE_SIZE)
+    return iterate_pages(first, queued.list_next, execute)
+
+
 def zone_pages(service, execute, project):
     """Every ListLocationsResponse page of one project: the zones to list one by one."""
     locations = service.projects().locations()
@@ -116,14 +146,14 @@ def zone_pages(service, execute, project):
     return iterate_pages(first, locations.list_next, execute)
 
 
-def collect_nodes(pages):
-    """(nodes, unreachable zones) from ListNodesResponse pages; unreachable are short zone names."""
-    nodes = []
+def collect_nodes(pages, key="nodes"):
+    """(items, unreachable zones) from list pages; unreachable are short zone names."""
+    items = []
     unreachable = []
     for page in pages:
-        nodes.extend(page.get("nodes") or [])
+        items.extend(page.get(key) or [])
         unreachable.extend(short_name(location) for location in page.get("unreachable") or [])
-    return nodes, sorted(set(unreachable))
+    return items, sorted(set(unreachable))
 
 
 def collect_zones(pages):
@@ -132,148 +162,197 @@ def collect_zones(pages):
 
 
 def falls_back_to_zones(exc):
-    """Whether an all-zones failure is worth listing zone by zone; auth and permission errors are not."""
-    return exc.resp.status not in (401, 403)
+    """Whether an all-zones failure is worth listing zone by zone.
 
-
-def host_records(node):
-    """One [inventory_hostname, host_vars] record per TPU VM worker of a node."""
-    project, zone, name = parse_node_name(node["name"])
-    endpoints = node.get("networkEndpoints") or []
-    base = {
-        "tpu_node_name": name,
-        "tpu_project": project,
-        "tpu_zone": zone,
-        "tpu_worker_count": len(endpoints),
-        "tpu_accelerator_type": node.get("acceleratorType"),
-        "tpu_state": node.get("state"),
-        "tpu_health": node.get("health"),
-        "tpu_provisioning_model": provisioning_model(node.get("schedulingConfig")),
-        "tpu_labels": node.get("labels") or {},
-        "tpu_runtime_version": node.get("runtimeVersion"),
-    }
-    records = []
-    for index, endpoint in enumerate(endpoints or [{}]):
-        host_vars = dict(base)
-        host_vars["tpu_worker_index"] = index
-        host_vars["tpu_internal_ip"] = endpoint.get("ipAddress")
-        host_vars["tpu_external_ip"] = (endpoint.get("accessConfig") or {}).get("externalIp")
-        hostname = "%s-w%d" % (name, index) if len(endpoints) > 1 else name
-        records.append([hostname, host_vars])
-    return records
-
-
-def shape(nodes):
-    """Records for every worker of every node, sorted so that output is stable across runs."""
-    records = [record for node in nodes for record in host_records(node)]
-    records.sort(key=lambda record: (record[1]["tpu_project"], record[1]["tpu_zone"], record[0]))
-    return records
+    Only when the wildcard itself is refused (400) or a backend fails (5xx). Never after a 429: the
+    quota is spent, and one request per zone would spend it again many times over. Never for 401,
+    403 or 404, which every zone would answer alike.
+    """
+    status = exc.resp.status
+    return status == 400 or 500 <= status <= 599
 
 
 # ---------------------------------------------------------------------------------------------
-# Listing: runs in worker threads, so warnings are returned, not printed
+# Listing: runs in worker threads, so failures are returned, not printed
 # ---------------------------------------------------------------------------------------------
 
+LOSES_A_PROJECT = (HttpError, TimeBudgetSpent, *RETRYABLE_EXCEPTIONS)
 
-def unreachable_warning(project, zones, reason=None):
-    return "project %s: location(s) %s unreachable%s; their TPU nodes are missing from the inventory" % (
-        project,
-        ", ".join(zones),
-        " (%s)" % reason if reason else "",
-    )
+
+def lost_project(exc, project, action):
+    if is_credential_error(exc):
+        raise GcpError(describe_http_error(exc, API, project, action)) from None
+    return project_failure(project, describe_project_failure(exc, API, project, action, VIEWER_ROLE))
 
 
 def list_all_zones(service, caller, project):
-    """(nodes, warnings) through `locations/-`; nodes is None when listing zone by zone may still work."""
+    """(nodes, failures) through `locations/-`; nodes is None when listing zone by zone may still work."""
+    action = "listing TPU nodes in all zones"
     try:
         nodes, unreachable = collect_nodes(node_pages(service, caller.execute, project, ALL_ZONES))
     except HttpError as exc:
-        reason = describe_http_error(exc, API, project, "listing TPU nodes in all zones")
-        if not falls_back_to_zones(exc):
-            raise GcpError(reason) from None
-        return None, ["%s; listing zone by zone instead" % reason]
-    return nodes, [unreachable_warning(project, unreachable)] if unreachable else []
+        if not is_credential_error(exc) and falls_back_to_zones(exc):
+            notice = "%s; listing zone by zone instead" % describe_http_error(exc, API, project, action)
+            return None, [{"scope": "notice", "project": project, "message": notice}]
+        return [], [lost_project(exc, project, action)]
+    except LOSES_A_PROJECT as exc:
+        return [], [lost_project(exc, project, action)]
+    return nodes, [zone_failure(project, unreachable, what="TPU nodes")] if unreachable else []
 
 
 def list_zones(service, caller, project):
+    """(zones, failures) of one project."""
     try:
-        return collect_zones(zone_pages(service, caller.execute, project))
-    except HttpError as exc:
-        raise GcpError(describe_http_error(exc, API, project, "listing TPU locations")) from None
+        return collect_zones(zone_pages(service, caller.execute, project)), []
+    except LOSES_A_PROJECT as exc:
+        return [], [lost_project(exc, project, "listing TPU locations")]
 
 
 def list_one_zone(service, caller, project, zone):
-    """(nodes, warnings) of one zone; a zone that fails for other reasons than auth is unreachable."""
+    """(nodes, failures) of one zone: a zone that fails is unreachable, unless the whole project is refused."""
     try:
         nodes, unreachable = collect_nodes(node_pages(service, caller.execute, project, zone))
     except HttpError as exc:
-        if not falls_back_to_zones(exc):
-            raise GcpError(describe_http_error(exc, API, project, "listing TPU nodes in %s" % zone)) from None
-        return [], [unreachable_warning(project, [zone], "HTTP %s" % exc.resp.status)]
-    return nodes, [unreachable_warning(project, unreachable)] if unreachable else []
+        if exc.resp.status in (401, 403, 404):
+            return [], [lost_project(exc, project, "listing TPU nodes in %s" % zone)]
+        return [], [zone_failure(project, [zone], "HTTP %s" % exc.resp.status, what="TPU nodes")]
+    except (TimeBudgetSpent, *RETRYABLE_EXCEPTIONS) as exc:
+        reason = "time budget spent" if isinstance(exc, TimeBudgetSpent) else type(exc).__name__
+        return [], [zone_failure(project, [zone], reason, what="TPU nodes")]
+    return nodes, [zone_failure(project, unreachable, what="TPU nodes")] if unreachable else []
+
+
+def list_queued_resources(service, caller, project, zone):
+    """(queued resources, failures); a failure here loses only their states, never a node.
+
+    Queued resources is None when the all-zones listing was refused (400) and zones must be listed one by one.
+    """
+    try:
+        queued, unreachable = collect_nodes(
+            queued_resource_pages(service, caller.execute, project, zone), key="queuedResources"
+        )
+    except LOSES_A_PROJECT as exc:
+        if is_credential_error(exc):
+            raise GcpError(describe_http_error(exc, API, project, "listing TPU queued resources")) from None
+        if zone == ALL_ZONES and isinstance(exc, HttpError) and exc.resp.status == 400:
+            return None, []  # the wildcard is refused: list zone by zone
+        reason = "HTTP %s" % exc.resp.status if isinstance(exc, HttpError) else str(exc)
+        message = "project %s: queued resources in %s could not be listed (%s); their states are missing" % (
+            project,
+            "all zones" if zone == ALL_ZONES else zone,
+            reason,
+        )
+        return [], [{"scope": "notice", "project": project, "message": message}]
+    return queued, [zone_failure(project, unreachable, what="queued resources")] if unreachable else []
 
 
 # ---------------------------------------------------------------------------------------------
-# The plugin
+# The plugin: parse() and the populate loop are GcpInventoryMixin's
 # ---------------------------------------------------------------------------------------------
 
 
 class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "fleetwarden.fleet.gcp_tpu"
+    CONFIG_SUFFIXES = ("gcp_tpu.yml", "gcp_tpu.yaml")
     ALL_GROUP = "gcp_tpu"
     DEFAULT_GROUPS = (
         ("tpu_state", "tpu_state"),
         ("tpu_accelerator_type", "tpu_accelerator"),
         ("tpu_zone", "tpu_zone"),
+        ("tpu_queued_resource_state", "tpu_queued_state"),
     )
-    HOSTNAME_VARS = (("external_ip", "tpu_external_ip"), ("internal_ip", "tpu_internal_ip"))
-
-    def verify_file(self, path):
-        return super().verify_file(path) and path.endswith(("gcp_tpu.yml", "gcp_tpu.yaml"))
+    ADDRESS_VARS = (("external_ip", "tpu_external_ip"), ("internal_ip", "tpu_internal_ip"))
 
     def make_unsafe(self, value):
         return make_unsafe_vars(value, wrap_var)
 
-    def parse(self, inventory, loader, path, cache=True):
-        super().parse(inventory, loader, path)
-        if not HAS_GOOGLE_LIBRARIES:
-            raise AnsibleParserError("%s needs google-api-python-client: %s" % (self.NAME, GOOGLE_IMPORT_ERROR))
-        try:
-            self._check_config(self._read_config_data(path))
-            with paused_gc():
-                records, cache_needs_update = self._cached_records(path, cache)
-                if records is None:
-                    records = shape(self._query())
-                self._populate(records)
-        except GcpError as exc:
-            raise AnsibleParserError(str(exc)) from None
-        if cache_needs_update:
-            self._cache[self.get_cache_key(path)] = records
+    def _naming(self, host_vars):
+        return (
+            host_vars["tpu_node_name"],
+            {"zone": host_vars["tpu_zone"], "project": host_vars["tpu_project"]},
+            host_vars["tpu_labels"],
+            "-w%d" % host_vars["tpu_worker_index"] if host_vars["tpu_worker_count"] > 1 else "",
+        )
 
-    def _query(self):
-        caller = self._api_caller(self._credentials())
+    def _resource(self, host_vars):
+        path = node_path(host_vars["tpu_project"], host_vars["tpu_zone"], host_vars["tpu_node_name"])
+        if host_vars["tpu_worker_count"] > 1:
+            return "%s (worker %d)" % (path, host_vars["tpu_worker_index"])
+        return path
+
+    def _own_groups(self, host_vars, choice):
+        groups = []
+        if host_vars["tpu_worker_count"] > 1 and self.get_option("slice_groups"):
+            scheme = choice if choice in NAME_SCHEMES else FALLBACK_HOSTNAME
+            name, qualifiers = (
+                host_vars["tpu_node_name"],
+                {"zone": host_vars["tpu_zone"], "project": host_vars["tpu_project"]},
+            )
+            groups.append(group_name("tpu_slice", pick_hostname((scheme,), name, qualifiers)[0]))
+        if host_vars.get("tpu_queued_resource_state") in WAITING_STATES:
+            groups.append("tpu_queued_waiting")
+        return groups
+
+    def _query(self, caller):
         service = build_service("tpu", "v2", caller.make_http(), endpoint=self.get_option("endpoint"))
         projects = self.get_option("projects")
         zones = self.get_option("zones")
-        nodes = []
+        want_queued = self.get_option("queued_resources")
+        nodes, queued, failures = [], [], []
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.get_option("concurrency"))) as pool:
+            fell_back = set()
             if zones:
                 targets = [(project, zone) for project in projects for zone in zones]
             else:
                 targets = []
-                for project, (listed, warnings) in zip(
+                for project, (listed, found) in zip(
                     projects, pool.map(lambda project: list_all_zones(service, caller, project), projects), strict=True
                 ):
-                    self._warn(warnings)
+                    failures.extend(found)
                     if listed is None:
-                        targets.extend((project, zone) for zone in list_zones(service, caller, project))
+                        fell_back.add(project)
+                        zone_ids, found = list_zones(service, caller, project)
+                        failures.extend(found)
+                        targets.extend((project, zone) for zone in zone_ids)
                     else:
                         nodes.extend(listed)
-            for listed, warnings in pool.map(lambda target: list_one_zone(service, caller, *target), targets):
-                self._warn(warnings)
+            for listed, found in pool.map(lambda target: list_one_zone(service, caller, *target), targets):
+                failures.extend(found)
                 nodes.extend(listed)
-        return nodes
+            if want_queued:
+                lost = {failure["project"] for failure in failures if failure["scope"] == "project"}
+                scopes = [(project, ALL_ZONES) for project in projects if not zones and project not in lost | fell_back]
+                scopes += [(project, zone) for project, zone in targets if project not in lost]
+                refused = []
+                for scope, (listed, found) in zip(
+                    scopes, pool.map(lambda scope: list_queued_resources(service, caller, *scope), scopes), strict=True
+                ):
+                    failures.extend(found)
+                    if listed is None:
+                        refused.append(scope[0])
+                    else:
+                        queued.extend(listed)
+                zone_scopes = []
+                for project in refused:
+                    zone_ids, found = list_zones(service, caller, project)
+                    failures.extend(dict(failure, scope="notice") for failure in found)  # nodes are listed already
+                    zone_scopes.extend((project, zone) for zone in zone_ids)
+                for listed, found in pool.map(
+                    lambda scope: list_queued_resources(service, caller, *scope), zone_scopes
+                ):
+                    failures.extend(found)
+                    queued.extend(listed)
+        return shape(nodes, queued), one_per_project(failures)
 
-    def _warn(self, warnings):
-        for warning in warnings:
-            self.display.warning("%s: %s" % (self.NAME, warning))
+
+def one_per_project(failures):
+    """Failures in order, with one project failure per project (each zone of a refused project says the same)."""
+    seen = set()
+    kept = []
+    for failure in failures:
+        if failure["scope"] == "project":
+            if failure["project"] in seen:
+                continue
+            seen.add(failure["project"])
+        kept.append(failure)
+    return kept

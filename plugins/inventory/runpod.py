@@ -6,31 +6,52 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import random
 import time
 from urllib.error import HTTPError, URLError
-from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.urls import open_url
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._http_retry import (
+    RETRYABLE_STATUS,
+    backoff_delay,
+    endpoint_problem,
+    retry_after_seconds,
+)
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
+    FleetInventoryMixin,
+    InventoryError,
+    cache_entry,
+    choose_address,
+    group_name,
+    make_unsafe_vars,
+    matches_filters,
+    validate_addresses,
+    validate_filters,
+)
 
 DOCUMENTATION = r"""
 name: runpod
 short_description: RunPod pods as inventory hosts
 description:
   - Lists the pods of one RunPod account with a single GraphQL query over HTTPS. No RunPod SDK is needed.
-  - C(ansible_host) and C(ansible_port) come from the runtime port mapping whose private port is 22 over TCP;
-    a public IP is preferred over a private one.
-  - A pod that is not running (its desired status is not V(RUNNING), or it has no runtime yet) goes into the
-    C(stopped) group and gets no connection vars.
+  - C(ansible_host) and C(ansible_port) come from the runtime port mapping whose private port is 22 over TCP,
+    public or private as O(addresses) prefers.
+  - "Each pod has a status, in host var C(runpod_status) and group C(runpod_status_<status>): V(running)
+    (desired status V(RUNNING) and a runtime), V(starting) (desired status V(RUNNING), no runtime yet),
+    or the desired status in lower case (V(exited), V(terminated), ...)."
+  - A pod that is not running gets no connection vars. Pods neither running nor starting are also in group
+    C(stopped). A starting pod, and a running pod that maps no SSH port, give a warning.
   - The config file name must end in C(runpod.yml) or C(runpod.yaml), as with aws_ec2, for example
     C(inventory/prod/fleet.runpod.yml) or C(inventory/sample/runpod.yml).
-  - The inventory hostname is the pod name; pods that share a name are told apart as C(<name>-<pod id>).
-  - "Host vars: C(runpod_id), C(runpod_name), C(runpod_desired_status), C(runpod_gpu_type), C(runpod_gpu_count),
-    C(runpod_image), C(runpod_cost_per_hr), C(runpod_uptime_seconds)."
-  - "Groups: C(runpod) (every pod), C(stopped), C(runpod_gpu_<type>), for example C(runpod_gpu_a100_80gb_pcie)."
+  - The inventory hostname is the pod name; pods that share a name are told apart as C(<name>-<pod id>),
+    and a pod without a name is its pod id.
+  - "Host vars: C(runpod_id), C(runpod_name), C(runpod_status), C(runpod_desired_status), C(runpod_gpu_type),
+    C(runpod_gpu_count), C(runpod_image), C(runpod_cost_per_hr), C(runpod_uptime_seconds), C(runpod_public_ip),
+    C(runpod_public_ssh_port), C(runpod_private_ip), C(runpod_private_ssh_port)."
+  - "Groups: C(runpod) (every pod), C(runpod_status_<status>), C(stopped), C(runpod_gpu_<type>), for example
+    C(runpod_status_starting), C(runpod_gpu_a100_80gb_pcie)."
   - The API key travels only in the C(Authorization) header. It never becomes a host var and is never printed.
 author: fleetwarden maintainers
 extends_documentation_fragment:
@@ -60,11 +81,32 @@ options:
     description: Seconds to wait for the answer.
     type: int
     default: 30
+  total_timeout:
+    description: Seconds the listing may take, retries and backoff included; then it fails.
+    type: int
+    default: 60
+  addresses:
+    description:
+      - Which SSH mapping gives C(ansible_host) and C(ansible_port), in order of preference; the first one a
+        running pod has wins. An empty list sets neither.
+    type: list
+    elements: str
+    choices: [public_ip, private_ip]
+    default: [public_ip, private_ip]
+  filters:
+    description:
+      - Keep only pods whose host vars match. Keys are host var names; values are a glob or a list of globs.
+      - Keys are ANDed, the globs of one key are ORed. Applied after the cache, so edits take effect at once.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
 # inventory/prod.runpod.yml; the key comes from RUNPOD_API_KEY
 plugin: fleetwarden.fleet.runpod
+addresses: [private_ip]
+filters:
+  runpod_status: [running, starting]
 compose:
   ansible_user: "'root'"
 keyed_groups:
@@ -77,8 +119,7 @@ PODS_QUERY = (
     "machine { gpuDisplayName } "
     "runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } } } } }"
 )
-RETRYABLE_STATUS = frozenset((429, 500, 502, 503, 504))
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+ADDRESS_CHOICES = ("public_ip", "private_ip")
 
 
 class RunPodError(Exception):
@@ -103,21 +144,31 @@ def pods_from_response(document):
     return myself.get("pods") or []
 
 
+def pod_status(pod):
+    """running, starting (RUNNING without a runtime yet), or the desired status in lower case."""
+    desired = pod.get("desiredStatus")
+    if desired == "RUNNING":
+        return "running" if pod.get("runtime") else "starting"
+    return (desired or "unknown").lower()
+
+
 def is_running(pod):
-    return pod.get("desiredStatus") == "RUNNING" and bool(pod.get("runtime"))
+    return pod_status(pod) == "running"
 
 
-def ssh_address(ports):
-    """(ip, port) of the mapping for private port 22 over TCP, public IP first; None when absent."""
-    candidates = [
-        port
-        for port in ports or []
-        if port.get("privatePort") == 22 and (port.get("type") or "").lower() == "tcp" and port.get("ip")
-    ]
-    if not candidates:
-        return None
-    best = sorted(candidates, key=lambda port: not port.get("isIpPublic"))[0]
-    return best["ip"], best.get("publicPort") or 22
+def ssh_addresses(ports):
+    """{"public_ip": (ip, port), "private_ip": (ip, port)} of the TCP mappings for private port 22."""
+    found = {}
+    for port in ports or []:
+        if port.get("privatePort") == 22 and (port.get("type") or "").lower() == "tcp" and port.get("ip"):
+            kind = "public_ip" if port.get("isIpPublic") else "private_ip"
+            found.setdefault(kind, (port["ip"], port.get("publicPort") or 22))
+    return found
+
+
+def ssh_address(ports, order=ADDRESS_CHOICES):
+    """(ip, port) of the first SSH mapping in `order`; None when absent."""
+    return choose_address(order, ssh_addresses(ports))
 
 
 def assign_hostnames(pods):
@@ -132,60 +183,53 @@ def assign_hostnames(pods):
     return hostnames
 
 
-def group_name(prefix, value):
-    return "%s_%s" % (prefix, "".join(char if char.isalnum() else "_" for char in str(value).lower()))
-
-
 def host_records(pods):
-    """[inventory_hostname, host_vars, connection_vars, running] per pod, sorted by hostname.
-
-    connection_vars is empty for a pod that is not running, or that maps no SSH port.
-    """
+    """[inventory_hostname, host_vars] per pod, sorted by hostname; connection vars are chosen later."""
     hostnames = assign_hostnames(pods)
     records = []
     for pod in pods:
         runtime = pod.get("runtime") or {}
+        ssh = ssh_addresses(runtime.get("ports"))
+        public, private = ssh.get("public_ip") or (None, None), ssh.get("private_ip") or (None, None)
         host_vars = {
             "runpod_id": pod["id"],
             "runpod_name": pod.get("name"),
+            "runpod_status": pod_status(pod),
             "runpod_desired_status": pod.get("desiredStatus"),
             "runpod_gpu_type": (pod.get("machine") or {}).get("gpuDisplayName"),
             "runpod_gpu_count": pod.get("gpuCount"),
             "runpod_image": pod.get("imageName"),
             "runpod_cost_per_hr": pod.get("costPerHr"),
             "runpod_uptime_seconds": runtime.get("uptimeInSeconds"),
+            "runpod_public_ip": public[0],
+            "runpod_public_ssh_port": public[1],
+            "runpod_private_ip": private[0],
+            "runpod_private_ssh_port": private[1],
         }
-        connection = {}
-        running = is_running(pod)
-        if running:
-            address = ssh_address(runtime.get("ports"))
-            if address:
-                connection = {"ansible_host": address[0], "ansible_port": address[1]}
-        records.append([hostnames[pod["id"]], host_vars, connection, running])
+        records.append([hostnames[pod["id"]], host_vars])
     records.sort(key=lambda record: record[0])
     return records
 
 
+def connection_vars(host_vars, order):
+    """ansible_host and ansible_port of a running pod, from the first SSH mapping in `order`; {} otherwise."""
+    if host_vars["runpod_status"] != "running":
+        return {}
+    mappings = {
+        "public_ip": host_vars["runpod_public_ip"]
+        and (host_vars["runpod_public_ip"], host_vars["runpod_public_ssh_port"]),
+        "private_ip": host_vars["runpod_private_ip"]
+        and (host_vars["runpod_private_ip"], host_vars["runpod_private_ssh_port"]),
+    }
+    chosen = choose_address(order, mappings)
+    return {"ansible_host": chosen[0], "ansible_port": chosen[1]} if chosen else {}
+
+
 def check_endpoint(url):
     """The key is a bearer token: refuse to send it in clear text anywhere but to this machine."""
-    parts = urlsplit(url or "")
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
-        return
-    raise RunPodError("endpoint must be an https:// URL (plain http only to a loopback address), got %r" % url)
-
-
-def backoff_delay(attempt, base=1.0, cap=16.0, rand=random.random):
-    ceiling = min(cap, base * (2**attempt))
-    return ceiling / 2 + rand() * ceiling / 2
-
-
-def make_unsafe(value):
-    """Mark API strings that hold template syntax as unsafe; pod names and images are user-controlled."""
-    if isinstance(value, str):
-        return wrap_var(value) if "{" in value else value
-    if isinstance(value, dict):
-        return {key: make_unsafe(item) for key, item in value.items()}
-    return value
+    problem = endpoint_problem(url)
+    if problem:
+        raise RunPodError(problem)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,8 +237,10 @@ def make_unsafe(value):
 # ---------------------------------------------------------------------------------------------
 
 
-def fetch_pods(endpoint, api_key, timeout=30, retries=4, sleep=time.sleep, opener=open_url):
-    """POST the pods query; retry 429/5xx and connection errors a bounded number of times."""
+def fetch_pods(
+    endpoint, api_key, timeout=30, retries=4, sleep=time.sleep, opener=open_url, deadline=None, clock=time.monotonic
+):
+    """POST the pods query; retry 429/5xx and connection errors a bounded number of times, within `deadline`."""
     body = json.dumps({"query": PODS_QUERY})
     headers = {
         "Content-Type": "application/json",
@@ -219,12 +265,18 @@ def fetch_pods(endpoint, api_key, timeout=30, retries=4, sleep=time.sleep, opene
                 raise RunPodError("RunPod rejected the API key (HTTP %s)" % exc.code) from None
             if exc.code not in RETRYABLE_STATUS or attempt >= retries:
                 raise RunPodError("RunPod answered HTTP %s at %s" % (exc.code, endpoint)) from None
+            delay = retry_after_seconds(exc.headers) or backoff_delay(attempt)
+            reason = "HTTP %s" % exc.code
         except URLError as exc:
             if attempt >= retries:
                 raise RunPodError("Cannot reach RunPod at %s: %s" % (endpoint, exc.reason)) from None
+            delay = backoff_delay(attempt)
+            reason = str(exc.reason)
         except ValueError as exc:
             raise RunPodError("RunPod answered with invalid JSON: %s" % exc) from None
-        sleep(backoff_delay(attempt))
+        if deadline is not None and clock() + delay >= deadline:
+            raise RunPodError("RunPod: total_timeout spent while retrying (last answer: %s)" % reason)
+        sleep(delay)
         attempt += 1
 
 
@@ -233,72 +285,63 @@ def fetch_pods(endpoint, api_key, timeout=30, retries=4, sleep=time.sleep, opene
 # ---------------------------------------------------------------------------------------------
 
 
-class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+class InventoryModule(FleetInventoryMixin, BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "fleetwarden.fleet.runpod"
-
-    def verify_file(self, path):
-        return super().verify_file(path) and path.endswith(("runpod.yml", "runpod.yaml"))
+    CONFIG_SUFFIXES = ("runpod.yml", "runpod.yaml")
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path)
         config = self._read_config_data(path)
-        unknown = sorted(key for key in config if key not in self._options)
-        if unknown:
-            raise AnsibleParserError(
-                "%s: unknown option(s) %s; see `ansible-doc -t inventory %s`"
-                % (self.NAME, ", ".join(unknown), self.NAME)
-            )
         try:
+            self._refuse_unknown_options(config)
             check_endpoint(self.get_option("endpoint"))
-        except RunPodError as exc:
+            validate_addresses(self.get_option("addresses"), ADDRESS_CHOICES)
+            validate_filters(self.get_option("filters"))
+        except (InventoryError, RunPodError) as exc:
             raise AnsibleParserError("%s: %s" % (self.NAME, exc)) from None
-        cache_key = self.get_cache_key(path)
-        use_cache = self.get_option("cache")
-        records = None
-        cache_needs_update = use_cache and not cache
-        if use_cache and cache:
-            try:
-                records = self._cache[cache_key]
-            except KeyError:
-                cache_needs_update = True
-        if records is None:
-            records = self._query()
-        self._populate(records)
+        entry, cache_needs_update = self._cached_result(path, cache)
+        if entry is None:
+            entry = cache_entry(self._query(), [])
+        self._populate(entry["records"])
         if cache_needs_update:
-            self._cache[cache_key] = records
+            self._cache[self.get_cache_key(path)] = entry
 
     def _query(self):
         try:
             pods = fetch_pods(
                 self.get_option("endpoint"),
                 self.get_option("api_key"),
-                timeout=self.get_option("request_timeout"),
+                timeout=min(self.get_option("request_timeout"), self.get_option("total_timeout")),
                 retries=self.get_option("retries"),
+                deadline=time.monotonic() + self.get_option("total_timeout"),
             )
         except RunPodError as exc:
             raise AnsibleParserError("%s: %s" % (self.NAME, exc)) from None
         return host_records(pods)
 
     def _populate(self, records):
-        strict = self.get_option("strict")
         inventory = self.inventory
+        order = self.get_option("addresses")
+        filters = self.get_option("filters")
         inventory.add_group("runpod")
         inventory.add_group("stopped")
-        for hostname, host_vars, connection, running in records:
-            host_vars = make_unsafe(dict(host_vars, **connection))
+        for hostname, host_vars in records:
+            if filters and not matches_filters(host_vars, filters):
+                continue
+            status = host_vars["runpod_status"]
+            host_vars = make_unsafe_vars(dict(host_vars, **connection_vars(host_vars, order)), wrap_var)
             inventory.add_host(hostname, group="runpod")
             for key, value in host_vars.items():
                 inventory.set_variable(hostname, key, value)
-            if not running:
+            inventory.add_child(inventory.add_group(group_name("runpod_status", status)), hostname)
+            if status not in ("running", "starting"):
                 inventory.add_child("stopped", hostname)
-            elif not connection:
-                self.display.warning("%s: pod %s runs but maps no TCP port 22; no ansible_host" % (self.NAME, hostname))
+            elif status == "starting":
+                self._warn("pod %s is starting (no runtime yet); no ansible_host until it runs" % hostname)
+            elif "ansible_host" not in host_vars:
+                self._warn("pod %s runs but maps no TCP port 22 of the chosen addresses; no ansible_host" % hostname)
             if host_vars.get("runpod_gpu_type"):
-                group = group_name("runpod_gpu", host_vars["runpod_gpu_type"])
-                inventory.add_group(group)
-                inventory.add_child(group, hostname)
-            if self.get_option("use_extra_vars"):
-                host_vars = dict(host_vars, **self._vars)
-            self._set_composite_vars(self.get_option("compose"), host_vars, hostname, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), host_vars, hostname, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), host_vars, hostname, strict=strict)
+                inventory.add_child(
+                    inventory.add_group(group_name("runpod_gpu", host_vars["runpod_gpu_type"])), hostname
+                )
+            self._add_constructed(hostname, host_vars)

@@ -1,6 +1,6 @@
 # Copyright: fleetwarden maintainers
 # Apache License 2.0 (see LICENSE)
-"""Pure helpers about Cloud TPU v2 nodes, shared by the gcp_tpu inventory and the tpu_node module."""
+"""Pure helpers about Cloud TPU v2 nodes and queued resources, shared by the gcp_tpu inventory and tpu_node."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -27,6 +27,10 @@ SPEC_FIELDS = (
     "bootDiskConfig",
 )
 PROVISIONING_MODELS = ("STANDARD", "SPOT", "PREEMPTIBLE", "RESERVED")
+# QueuedResource fields that queuedResources.create accepts; the others (name, createTime, state) are output.
+QUEUED_RESOURCE_FIELDS = ("tpu", "spot", "guaranteed", "queueingPolicy", "reservationName")
+# Absolute times in a queueing policy are in the past by the time a node is recreated; durations are kept.
+QUEUEING_TIMES = ("validUntilTime", "validAfterTime", "validInterval")
 
 
 def node_path(project, zone, name):
@@ -35,6 +39,33 @@ def node_path(project, zone, name):
 
 def location_path(project, zone):
     return "projects/%s/locations/%s" % (project, zone)
+
+
+def parse_queued_resource_name(resource_name):
+    """`projects/P/locations/Z/queuedResources/Q` -> (P, Z, Q); ValueError for anything else."""
+    parts = (resource_name or "").split("/")
+    if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "queuedResources":
+        raise ValueError("not a TPU queued resource name: %r" % resource_name)
+    return parts[1], parts[3], parts[5]
+
+
+def queued_resource_spec(queued_resource):
+    """What queuedResources.create needs to ask for the same capacity again; output fields are dropped.
+
+    An empty tier (`spot: {}`) is kept: its presence is what selects the tier.
+    """
+    spec = {
+        field: copy.deepcopy(queued_resource[field])
+        for field in QUEUED_RESOURCE_FIELDS
+        if queued_resource.get(field) is not None
+    }
+    policy = spec.get("queueingPolicy")
+    if policy is not None:
+        for field in QUEUEING_TIMES:
+            policy.pop(field, None)
+        if not policy:
+            del spec["queueingPolicy"]
+    return spec
 
 
 def parse_node_name(resource_name):
@@ -130,5 +161,6 @@ def node_summary(node):
         "health": node.get("health"),
         "provisioning_model": provisioning_model(node.get("schedulingConfig")),
         "internal_ips": [endpoint.get("ipAddress") for endpoint in node.get("networkEndpoints") or []],
+        "queued_resource": node.get("queuedResource"),
         "spec": node_spec(node),
     }

@@ -17,6 +17,12 @@ description:
   - "Runs on the controller (C(delegate_to: localhost)); it talks to the Cloud TPU API, not to the node."
   - O(accelerator_type), O(runtime_version) and the other spec options are used only to create a node that does
     not exist. An existing node keeps its spec; use O(state=recreated) with O(force=true) to rebuild it.
+  - A node that a queued resource owns (its C(queuedResource) field) is recreated through that queued resource,
+    not with C(nodes.create). The queued resource is deleted with its nodes (C(force)) and created again with
+    the same request (node specs, spot or guaranteed tier, reservation, queueing durations). Its capacity then
+    comes back when the queued resource is served.
+  - "Authentication: the same options as the gcp_tpu inventory, with the same environment variables.
+    playbooks/recover_preempted_tpu.yml passes it the options of the inventory source that listed the node."
 author: fleetwarden maintainers
 extends_documentation_fragment:
   - fleetwarden.fleet.gcp
@@ -127,7 +133,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: The API calls made, or that would be made in check mode, in order.
+  description:
+    - The API calls made, or that would be made in check mode, in order.
+    - V(delete_queued_resource) and V(create_queued_resource) for a node that a queued resource owns.
   returned: always
   type: list
   elements: str
@@ -148,9 +156,14 @@ operations:
   type: list
   elements: str
 spec:
-  description: The spec used to create the node, when one was created.
-  returned: when a node is or would be created
+  description: The spec used to create the node, or the queued resource, when one was created.
+  returned: when a node or a queued resource is or would be created
   type: dict
+queued_resource:
+  description: The full name of the queued resource that owns the node, when one does.
+  returned: when the node belongs to a queued resource
+  type: str
+  sample: projects/ml-prod/locations/us-central2-b/queuedResources/train-qr
 """
 
 import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
@@ -175,6 +188,8 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import (  #
     node_path,
     node_spec,
     node_summary,
+    parse_queued_resource_name,
+    queued_resource_spec,
     spec_from_params,
 )
 
@@ -193,6 +208,7 @@ class TpuNodeManager:
         self.params = module.params
         self.nodes = service.projects().locations().nodes()
         self.operations = service.projects().locations().operations()
+        self.queued_resources = service.projects().locations().queuedResources()
         self.caller = caller
         self.sleep = sleep
         self.clock = clock
@@ -200,6 +216,7 @@ class TpuNodeManager:
         self.deadline = None
         self.started = []
         self.spec = None
+        self.queued_resource = None  # full name, when a queued resource owns the node
 
     def get(self):
         try:
@@ -228,6 +245,10 @@ class TpuNodeManager:
                 )
             return (["start"] if node.get("state") == "STOPPED" else ["stop", "start"]), None
         if needs_recreate(node, self.params["force"]):
+            if node.get("queuedResource"):
+                self.queued_resource = node["queuedResource"]
+                queued = self.caller.execute(self.queued_resources.get(name=self.queued_resource))
+                return ["delete_queued_resource", "create_queued_resource"], queued_resource_spec(queued)
             return ["delete", "create"], node_spec(node)
         return [], None
 
@@ -241,7 +262,14 @@ class TpuNodeManager:
         return spec
 
     def call(self, action, spec):
-        if action == "create":
+        if action == "create_queued_resource":
+            project, zone, queued_id = parse_queued_resource_name(self.queued_resource)
+            request = self.queued_resources.create(
+                parent=location_path(project, zone), queuedResourceId=queued_id, body=spec
+            )
+        elif action == "delete_queued_resource":
+            request = self.queued_resources.delete(name=self.queued_resource, force=True)
+        elif action == "create":
             request = self.nodes.create(
                 parent=location_path(self.params["project"], self.params["zone"]), nodeId=self.params["name"], body=spec
             )
@@ -283,10 +311,15 @@ class TpuNodeManager:
         result = {"changed": bool(actions), "actions": actions, "node": before, "operations": self.started}
         if spec is not None:
             result["spec"] = spec
+        if self.queued_resource:
+            result["queued_resource"] = self.queued_resource
         if actions:
             result["diff"] = {
                 "before": {"state": node.get("state") if node else "absent", "spec": node_spec(node) if node else {}},
-                "after": {"state": "absent" if actions == ["delete"] else "READY", "spec": spec or node_spec(node)},
+                "after": {
+                    "state": "absent" if actions == ["delete"] else "QUEUED" if self.queued_resource else "READY",
+                    "spec": spec or node_spec(node),
+                },
             }
         if not actions or self.module.check_mode:
             return result
@@ -328,6 +361,9 @@ def main():
             fallback=(env_fallback, ["GCP_AUTH_KIND"]),
         ),
         service_account_file=dict(type="path", fallback=(env_fallback, ["GCP_SERVICE_ACCOUNT_FILE"])),
+        service_account_contents=dict(
+            type="jsonarg", no_log=True, fallback=(env_fallback, ["GCP_SERVICE_ACCOUNT_CONTENTS"])
+        ),
         access_token=dict(type="str", no_log=True, fallback=(env_fallback, ["GCP_ACCESS_TOKEN"])),
         scopes=dict(type="list", elements="str", default=["https://www.googleapis.com/auth/cloud-platform"]),
         retries=dict(type="int", default=5),
@@ -337,16 +373,21 @@ def main():
         argument_spec=argument_spec,
         supports_check_mode=True,
         required_if=[
-            ("auth_kind", "serviceaccount", ["service_account_file"]),
+            ("auth_kind", "serviceaccount", ["service_account_file", "service_account_contents"], True),
             ("auth_kind", "accesstoken", ["access_token"]),
         ],
+        mutually_exclusive=[("service_account_file", "service_account_contents")],
     )
     if not HAS_GOOGLE_LIBRARIES:
         module.fail_json(msg=missing_required_lib("google-api-python-client"), exception=str(GOOGLE_IMPORT_ERROR))
     params = module.params
     try:
         credentials = load_credentials(
-            params["auth_kind"], params["service_account_file"], params["access_token"], params["scopes"]
+            params["auth_kind"],
+            params["service_account_file"],
+            params["access_token"],
+            params["scopes"],
+            params["service_account_contents"],
         )
         credentials = refresh_credentials(credentials, params["request_timeout"])
         caller = ApiCaller(http_factory(credentials, params["request_timeout"]), retries=params["retries"])

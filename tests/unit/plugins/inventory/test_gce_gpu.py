@@ -5,10 +5,12 @@ import yaml
 from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import gce_gpu
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
-    ApiCaller,
-    build_service,
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller, build_service
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import ADDRESS_CHOICES
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
+    NAME_SCHEMES,
     unknown_options,
+    validate_addresses,
     validate_filters,
     validate_hostnames,
 )
@@ -20,7 +22,9 @@ PAGES = [
     ok("compute/instances_aggregated_page2.json"),
     ok("compute/instances_aggregated_page3.json"),
 ]
-BASE_CONFIG = "plugin: fleetwarden.fleet.gce_gpu\nprojects: [fw-ml-prod]\n"
+# Most tests name hosts by instance name, which is unique in these pages; the default is tested on its own.
+BASE_CONFIG = "plugin: fleetwarden.fleet.gce_gpu\nprojects: [fw-ml-prod]\nhostnames: [name]\n"
+OTHER_PROJECT = ok("compute/instances_aggregated_other_project.json")
 GPU_HOSTS = ["a100-train-0", "a100-train-1", "h100-serve-0", "l4-infer-0", "t4-dev-0"]
 
 
@@ -32,7 +36,7 @@ def plugin():
 @pytest.fixture
 def warnings(monkeypatch, plugin):
     seen = []
-    monkeypatch.setattr(plugin.display, "warning", lambda message, *args, **kwargs: seen.append(message))
+    monkeypatch.setattr(plugin.display, "warning", lambda msg, *args, **kwargs: seen.append(msg))
     return seen
 
 
@@ -102,22 +106,19 @@ def test_provisioning_model(scheduling, expected):
 
 def test_instance_record_shapes_accelerators_and_addresses():
     instance = next(item for item in all_instances() if item["name"] == "a100-train-0")
-    assert gce_gpu.instance_record(instance) == [
-        "a100-train-0",
-        {
-            "gce_name": "a100-train-0",
-            "gce_project": "fw-ml-prod",
-            "gce_zone": "us-central1-a",
-            "gce_machine_type": "a2-highgpu-8g",
-            "gce_status": "RUNNING",
-            "gce_accelerator_type": "nvidia-tesla-a100",
-            "gce_accelerator_count": 8,
-            "gce_provisioning_model": "STANDARD",
-            "gce_labels": {"fleet": "ray", "team": "ml"},
-            "gce_internal_ip": "10.128.0.10",
-            "gce_external_ip": "34.66.10.1",
-        },
-    ]
+    assert gce_gpu.instance_record(instance) == {
+        "gce_name": "a100-train-0",
+        "gce_project": "fw-ml-prod",
+        "gce_zone": "us-central1-a",
+        "gce_machine_type": "a2-highgpu-8g",
+        "gce_status": "RUNNING",
+        "gce_accelerator_type": "nvidia-tesla-a100",
+        "gce_accelerator_count": 8,
+        "gce_provisioning_model": "STANDARD",
+        "gce_labels": {"fleet": "ray", "team": "ml"},
+        "gce_internal_ip": "10.128.0.10",
+        "gce_external_ip": "34.66.10.1",
+    }
 
 
 def test_accelerator_count_sums_every_attached_type():
@@ -128,21 +129,21 @@ def test_accelerator_count_sums_every_attached_type():
             {"acceleratorType": "zones/z/acceleratorTypes/nvidia-l4", "acceleratorCount": 1},
         ],
     }
-    _, host = gce_gpu.instance_record(instance)
+    host = gce_gpu.instance_record(instance)
     assert host["gce_accelerator_count"] == 3
     assert host["gce_accelerator_type"] == "nvidia-l4"
     assert host["gce_internal_ip"] is None
 
 
 def test_shape_keeps_gpu_instances_unless_told_otherwise():
-    assert [name for name, _ in gce_gpu.shape(all_instances())] == [
+    assert [host["gce_name"] for host in gce_gpu.shape(all_instances())] == [
         "h100-serve-0",
         "a100-train-0",
         "a100-train-1",
         "l4-infer-0",
         "t4-dev-0",
     ]
-    assert "cpu-bastion" in [name for name, _ in gce_gpu.shape(all_instances(), accelerators_only=False)]
+    assert "cpu-bastion" in [host["gce_name"] for host in gce_gpu.shape(all_instances(), accelerators_only=False)]
 
 
 def test_parse_builds_hosts_groups_and_vars(plugin, inventory, loader, write_config, warnings):
@@ -180,10 +181,7 @@ def test_label_templates_stay_text(plugin, inventory, loader, write_config):
 
 
 def test_filters_and_keyed_groups(plugin, inventory, loader, write_config):
-    extra = (
-        "filters:\n  gce_labels.team: serving\n"
-        "keyed_groups:\n  - key: gce_provisioning_model\n    prefix: model\n"
-    )
+    extra = "filters:\n  gce_labels.team: serving\nkeyed_groups:\n  - key: gce_provisioning_model\n    prefix: model\n"
     parse(plugin, inventory, loader, write_config, PAGES, extra)
     assert sorted(inventory.hosts) == ["h100-serve-0", "l4-infer-0"]
     assert [host.name for host in inventory.groups["model_SPOT"].get_hosts()] == ["h100-serve-0"]
@@ -210,16 +208,61 @@ def test_403_service_disabled_names_the_api_and_the_project(plugin, inventory, l
     assert "Compute Engine API (compute.googleapis.com) is disabled for project fw-ml-prod" in str(raised.value)
 
 
-def test_two_projects_are_both_listed(plugin, inventory, loader, write_config):
-    config = "projects: [fw-ml-prod, fw-ml-dev]\nconcurrency: 1\n"
-    responses = [*PAGES, ok("compute/instances_aggregated_page3.json")]
-    path = write_config("fleet.gce_gpu.yml", "plugin: fleetwarden.fleet.gce_gpu\n" + config)
+def two_projects(plugin, inventory, loader, write_config, responses, extra=""):
+    config = "plugin: fleetwarden.fleet.gce_gpu\nprojects: [fw-ml-prod, fw-ml-dev]\nconcurrency: 1\nretries: 0\n"
+    path = write_config("fleet.gce_gpu.yml", config + extra)
     http = HttpMockSequence(responses)
     wire_http(plugin, http)
     plugin.parse(inventory, loader, path)
-    uris = [request[0] for request in http.request_sequence]
+    return [request[0] for request in http.request_sequence]
+
+
+def test_two_projects_are_both_listed_and_named_apart_by_default(plugin, inventory, loader, write_config):
+    uris = two_projects(plugin, inventory, loader, write_config, [*PAGES, OTHER_PROJECT])
     assert sum("/projects/fw-ml-dev/" in uri for uri in uris) == 1
     assert sum("/projects/fw-ml-prod/" in uri for uri in uris) == 3
+    assert "a100-train-0.us-central1-a.fw-ml-prod" in inventory.hosts
+    assert "a100-train-0.us-west1-b.fw-ml-dev" in inventory.hosts
+    assert len(inventory.hosts) == 6
+
+
+def test_the_same_name_in_two_projects_is_an_error_naming_both(plugin, inventory, loader, write_config):
+    """The bug of issue 14: one of the two was dropped with a warning, which one depending on sort order."""
+    with pytest.raises(AnsibleParserError) as raised:
+        two_projects(plugin, inventory, loader, write_config, [*PAGES, OTHER_PROJECT], "hostnames: [name]\n")
+    message = str(raised.value)
+    assert "same inventory hostname a100-train-0" in message
+    assert "projects/fw-ml-prod/zones/us-central1-a/instances/a100-train-0" in message
+    assert "projects/fw-ml-dev/zones/us-west1-b/instances/a100-train-0" in message
+
+
+def test_name_zone_tells_apart_instances_of_two_zones(plugin, inventory, loader, write_config):
+    two_projects(plugin, inventory, loader, write_config, [*PAGES, OTHER_PROJECT], "hostnames: [name_zone]\n")
+    assert {"a100-train-0.us-central1-a", "a100-train-0.us-west1-b"} <= set(inventory.hosts)
+
+
+def test_a_refused_project_leaves_the_other_listed(plugin, inventory, loader, write_config, warnings):
+    """Changed by issue 14: a 403 in one project failed the whole source."""
+    responses = [*PAGES, status(403, "errors/403_service_disabled_compute.json")]
+    two_projects(plugin, inventory, loader, write_config, responses)
+    assert len(inventory.hosts) == 5
+    [lost] = [warning for warning in warnings if "fw-ml-dev" in warning]
+    assert "project fw-ml-dev is missing from this inventory" in lost
+    assert "gcloud services enable compute.googleapis.com --project fw-ml-dev" in lost
+
+
+def test_strict_permissions_makes_a_refused_project_fatal(plugin, inventory, loader, write_config):
+    responses = [*PAGES, status(403, "errors/403_service_disabled_compute.json")]
+    with pytest.raises(AnsibleParserError, match="disabled for project fw-ml-dev"):
+        two_projects(plugin, inventory, loader, write_config, responses, "strict_permissions: true\n")
+
+
+def test_the_default_hostname_is_qualified_by_zone_and_project(plugin, inventory, loader, write_config):
+    path = write_config("fleet.gce_gpu.yml", "plugin: fleetwarden.fleet.gce_gpu\nprojects: [fw-ml-prod]\n")
+    wire_http(plugin, HttpMockSequence(list(PAGES)))
+    plugin.parse(inventory, loader, path)
+    assert "h100-serve-0.europe-west4-a.fw-ml-prod" in inventory.hosts
+    assert len(inventory.hosts) == 5
 
 
 @pytest.mark.parametrize(
@@ -242,5 +285,6 @@ def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
     assert plugin.verify_file(str(path))
     assert config["plugin"] == plugin.NAME
     assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
-    validate_hostnames(config["hostnames"])
+    validate_hostnames(config.get("hostnames", ["name_zone_project"]), NAME_SCHEMES, ADDRESS_CHOICES)
+    validate_addresses(config.get("addresses", []), ADDRESS_CHOICES)
     validate_filters(config.get("filters", {}))

@@ -7,8 +7,8 @@ import yaml
 from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import runpod
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import unknown_options
-from inventory_testlib import SAMPLES, ReplayServer, Sleeps, fixture_json, load_plugin
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import unknown_options
+from inventory_testlib import SAMPLES, Sleeps, fixture_json, load_plugin, replay_server
 
 API_KEY = "rpa_TESTKEY0123456789"
 AUTH = "Bearer " + API_KEY
@@ -22,7 +22,7 @@ def plugin():
 @pytest.fixture
 def warnings(monkeypatch, plugin):
     seen = []
-    monkeypatch.setattr(plugin.display, "warning", lambda message, *args, **kwargs: seen.append(message))
+    monkeypatch.setattr(plugin.display, "warning", lambda msg, *args, **kwargs: seen.append(msg))
     return seen
 
 
@@ -51,16 +51,24 @@ def test_ssh_address(ports, expected):
     assert runpod.ssh_address(ports) == expected
 
 
+def test_ssh_address_follows_the_address_choice():
+    ports = pods()[0]["runtime"]["ports"]
+    assert runpod.ssh_address(ports, ("private_ip", "public_ip")) == ("100.65.12.34", 22)
+    assert runpod.ssh_address(pods()[1]["runtime"]["ports"], ("public_ip",)) is None
+
+
 @pytest.mark.parametrize(
-    ("pod", "running"),
+    ("pod", "status", "running"),
     [
-        ({"desiredStatus": "RUNNING", "runtime": {"ports": []}}, True),
-        ({"desiredStatus": "RUNNING", "runtime": None}, False),
-        ({"desiredStatus": "EXITED", "runtime": None}, False),
-        ({"desiredStatus": "TERMINATED", "runtime": {"ports": []}}, False),
+        ({"desiredStatus": "RUNNING", "runtime": {"ports": []}}, "running", True),
+        ({"desiredStatus": "RUNNING", "runtime": None}, "starting", False),
+        ({"desiredStatus": "EXITED", "runtime": None}, "exited", False),
+        ({"desiredStatus": "TERMINATED", "runtime": {"ports": []}}, "terminated", False),
+        ({}, "unknown", False),
     ],
 )
-def test_is_running(pod, running):
+def test_pod_status(pod, status, running):
+    assert runpod.pod_status(pod) == status
     assert runpod.is_running(pod) is running
 
 
@@ -72,12 +80,23 @@ def test_assign_hostnames_tells_duplicates_apart():
 
 
 def test_host_records_give_connection_vars_only_to_running_pods():
-    records = {name: (host, connection, running) for name, host, connection, running in runpod.host_records(pods())}
-    assert records["ray-worker-a100-0"][1] == {"ansible_host": "194.26.196.6", "ansible_port": 40123}
-    assert records["ray-worker-a100-0"][0]["runpod_gpu_type"] == "A100 80GB PCIe"
-    assert records["ray-worker-a100-2"][1:] == ({}, False)
-    assert records["notebook"][1:] == ({}, True)
-    assert records["ray-worker-h100-1"][0]["runpod_gpu_count"] == 8
+    records = dict(runpod.host_records(pods()))
+    order = runpod.ADDRESS_CHOICES
+    assert runpod.connection_vars(records["ray-worker-a100-0"], order) == {
+        "ansible_host": "194.26.196.6",
+        "ansible_port": 40123,
+    }
+    assert runpod.connection_vars(records["ray-worker-a100-0"], ["private_ip"]) == {
+        "ansible_host": "100.65.12.34",
+        "ansible_port": 22,
+    }
+    assert records["ray-worker-a100-0"]["runpod_gpu_type"] == "A100 80GB PCIe"
+    assert runpod.connection_vars(records["ray-worker-a100-2"], order) == {}
+    assert records["ray-worker-a100-2"]["runpod_status"] == "exited"
+    assert runpod.connection_vars(records["notebook"], order) == {}
+    assert records["notebook"]["runpod_status"] == "running"
+    assert records["ray-worker-l4-{{ 7 * 6 }}"]["runpod_status"] == "starting"
+    assert records["ray-worker-h100-1"]["runpod_gpu_count"] == 8
 
 
 @pytest.mark.parametrize(
@@ -103,7 +122,7 @@ def test_check_endpoint_refuses_clear_text_to_remote_hosts(url):
 
 
 def test_fetch_pods_sends_the_key_only_in_the_header():
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
         listed = runpod.fetch_pods(server.url + "/graphql", API_KEY)
     assert [pod["id"] for pod in listed] == [pod["id"] for pod in pods()]
     [(method, path, _token, body)] = server.requests
@@ -116,16 +135,31 @@ def test_fetch_pods_sends_the_key_only_in_the_header():
 def test_fetch_pods_retries_429_then_succeeds():
     routes = {"/graphql": [(429, "runpod/rate_limited.json"), (200, "runpod/pods.json")]}
     sleeps = Sleeps()
-    with ReplayServer(routes, AUTH) as server:
+    with replay_server(routes, AUTH) as server:
         listed = runpod.fetch_pods(server.url + "/graphql", API_KEY, retries=2, sleep=sleeps)
     assert len(listed) == 5
     assert len(sleeps) == 1
     assert len(server.requests) == 2
 
 
+def test_fetch_pods_stops_retrying_when_total_timeout_is_spent():
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    with replay_server({"/graphql": (503, "runpod/graphql_error.json")}, AUTH) as server:
+        with pytest.raises(runpod.RunPodError, match="total_timeout spent"):
+            runpod.fetch_pods(
+                server.url + "/graphql", API_KEY, retries=10, sleep=sleep, deadline=5.0, clock=lambda: now[0]
+            )
+    assert now[0] <= 5.0
+    assert 2 <= len(server.requests) <= 4
+
+
 def test_fetch_pods_gives_up_after_the_bounded_retries():
     sleeps = Sleeps()
-    with ReplayServer({"/graphql": (503, "runpod/graphql_error.json")}, AUTH) as server:
+    with replay_server({"/graphql": (503, "runpod/graphql_error.json")}, AUTH) as server:
         with pytest.raises(runpod.RunPodError, match="HTTP 503"):
             runpod.fetch_pods(server.url + "/graphql", API_KEY, retries=2, sleep=sleeps)
     assert len(server.requests) == 3
@@ -133,7 +167,7 @@ def test_fetch_pods_gives_up_after_the_bounded_retries():
 
 
 def test_a_wrong_key_is_reported_without_the_key():
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, "Bearer other") as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, "Bearer other") as server:
         with pytest.raises(runpod.RunPodError) as raised:
             runpod.fetch_pods(server.url + "/graphql", API_KEY)
     assert str(raised.value) == "RunPod rejected the API key (HTTP 401)"
@@ -143,7 +177,7 @@ def test_a_wrong_key_is_reported_without_the_key():
 
 
 def test_parse_against_the_stub(plugin, inventory, loader, write_config, warnings):
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
         keyed = "keyed_groups:\n  - key: runpod_gpu_count | string\n    prefix: gpus\n"
         path = write_config("pods.runpod.yml", config(server, keyed))
         plugin.parse(inventory, loader, path)
@@ -156,23 +190,47 @@ def test_parse_against_the_stub(plugin, inventory, loader, write_config, warning
     ]
     a100 = inventory.get_host("ray-worker-a100-0").vars
     assert (a100["ansible_host"], a100["ansible_port"]) == ("194.26.196.6", 40123)
-    assert sorted(host.name for host in inventory.groups["stopped"].get_hosts()) == [
-        "ray-worker-a100-2",
-        "ray-worker-l4-{{ 7 * 6 }}",
-    ]
-    for stopped in ("ray-worker-a100-2", "ray-worker-l4-{{ 7 * 6 }}"):
-        assert "ansible_host" not in inventory.get_host(stopped).vars
-        assert "ansible_port" not in inventory.get_host(stopped).vars
-    assert "notebook" not in [host.name for host in inventory.groups["stopped"].get_hosts()]
-    assert sorted(host.name for host in inventory.groups["gpus_8"].get_hosts()) == ["ray-worker-h100-1"]
+    # Changed by issue 14: a RUNNING pod without a runtime was put in `stopped`; it is `starting` now.
+    assert members(inventory, "stopped") == ["ray-worker-a100-2"]
+    assert members(inventory, "runpod_status_starting") == ["ray-worker-l4-{{ 7 * 6 }}"]
+    assert members(inventory, "runpod_status_exited") == ["ray-worker-a100-2"]
+    assert members(inventory, "runpod_status_running") == ["notebook", "ray-worker-a100-0", "ray-worker-h100-1"]
+    for waiting in ("ray-worker-a100-2", "ray-worker-l4-{{ 7 * 6 }}"):
+        assert "ansible_host" not in inventory.get_host(waiting).vars
+        assert "ansible_port" not in inventory.get_host(waiting).vars
+    assert members(inventory, "gpus_8") == ["ray-worker-h100-1"]
     assert len(inventory.groups["runpod_gpu_a100_80gb_pcie"].get_hosts()) == 2
-    assert warnings == ["fleetwarden.fleet.runpod: pod notebook runs but maps no TCP port 22; no ansible_host"]
+    assert warnings == [
+        "fleetwarden.fleet.runpod: pod notebook runs but maps no TCP port 22 of the chosen addresses; no ansible_host",
+        "fleetwarden.fleet.runpod: pod ray-worker-l4-{{ 7 * 6 }} is starting (no runtime yet); "
+        "no ansible_host until it runs",
+    ]
     every_value = json.dumps({name: host.vars for name, host in inventory.hosts.items()}, default=str)
     assert API_KEY not in every_value
 
 
+def members(inventory, group):
+    return sorted(host.name for host in inventory.groups[group].get_hosts())
+
+
+def test_filters_and_the_private_address(plugin, inventory, loader, write_config):
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+        extra = "addresses: [private_ip]\nfilters:\n  runpod_status: running\n  runpod_gpu_type: 'A100*'\n"
+        plugin.parse(inventory, loader, write_config("pods.runpod.yml", config(server, extra)))
+    assert sorted(inventory.hosts) == ["ray-worker-a100-0"]
+    host = inventory.get_host("ray-worker-a100-0").vars
+    assert (host["ansible_host"], host["ansible_port"]) == ("100.65.12.34", 22)
+
+
+def test_pod_names_that_look_like_templates_stay_text(plugin, inventory, loader, write_config):
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+        extra = "compose:\n  name_copy: runpod_name\n"
+        plugin.parse(inventory, loader, write_config("pods.runpod.yml", config(server, extra)))
+    assert inventory.get_host("ray-worker-l4-{{ 7 * 6 }}").vars["name_copy"] == "ray-worker-l4-{{ 7 * 6 }}"
+
+
 def test_parse_reports_graphql_errors(plugin, inventory, loader, write_config):
-    with ReplayServer({"/graphql": (200, "runpod/graphql_error.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/graphql_error.json")}, AUTH) as server:
         path = write_config("pods.runpod.yml", config(server))
         with pytest.raises(AnsibleParserError, match=r"^fleetwarden\.fleet\.runpod: RunPod GraphQL error"):
             plugin.parse(inventory, loader, path)
@@ -180,7 +238,11 @@ def test_parse_reports_graphql_errors(plugin, inventory, loader, write_config):
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [("apikey: x\n", "unknown option(s) apikey"), ("endpoint: http://api.runpod.io/graphql\n", "must be an https://")],
+    [
+        ("apikey: x\n", "unknown option(s) apikey (did you mean api_key?)"),
+        ("endpoint: http://api.runpod.io/graphql\n", "must be an https://"),
+        ("filters:\n  runpod_status: [{a: 1}]\n", "filters.runpod_status must be a string or a list"),
+    ],
 )
 def test_malformed_config(plugin, inventory, loader, write_config, extra, message):
     path = write_config("pods.runpod.yml", "plugin: fleetwarden.fleet.runpod\napi_key: k\n" + extra)
@@ -199,7 +261,7 @@ def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
 
 def test_a_cache_hit_does_not_call_the_api_and_never_stores_the_key(plugin, inventory, loader, write_config, tmp_path):
     cache = f"cache: true\ncache_plugin: jsonfile\ncache_connection: {tmp_path / 'cache'}\n"
-    with ReplayServer({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
+    with replay_server({"/graphql": (200, "runpod/pods.json")}, AUTH) as server:
         path = write_config("pods.runpod.yml", config(server, cache))
         plugin.parse(inventory, loader, path)
         plugin.update_cache_if_changed()
@@ -211,8 +273,7 @@ def test_a_cache_hit_does_not_call_the_api_and_never_stores_the_key(plugin, inve
     load_plugin(runpod).parse(again, loader, path)
     assert sorted(again.hosts) == sorted(inventory.hosts)
     assert again.get_host("ray-worker-a100-0").vars["ansible_port"] == 40123
-    assert [host.name for host in again.groups["stopped"].get_hosts()] == [
-        host.name for host in inventory.groups["stopped"].get_hosts()
-    ]
+    assert members(again, "stopped") == members(inventory, "stopped")
+    assert members(again, "runpod_status_starting") == members(inventory, "runpod_status_starting")
     cached_text = "".join(path.read_text() for path in (tmp_path / "cache").iterdir())
     assert API_KEY not in cached_text

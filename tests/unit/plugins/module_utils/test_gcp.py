@@ -1,11 +1,12 @@
-"""Unit tests for plugins/module_utils/_gcp.py: retries, error shaping, credentials, shaping helpers."""
+"""Unit tests for plugins/module_utils/_gcp.py and _http_retry.py: retries, time budget, errors, credentials."""
 
 import json
+import threading
 from pathlib import Path
 
 import httplib2
 import pytest
-from ansible_collections.fleetwarden.fleet.plugins.module_utils import _gcp
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _gcp, _http_retry
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpMockSequence
 
@@ -40,7 +41,7 @@ def http_error(code, name):
     [(0, 0.0, 0.5), (0, 1.0, 1.0), (3, 0.0, 4.0), (3, 1.0, 8.0), (10, 1.0, 32.0), (10, 0.0, 16.0)],
 )
 def test_backoff_delay_doubles_with_jitter_and_is_capped(attempt, rand, expected):
-    assert _gcp.backoff_delay(attempt, rand=lambda: rand) == expected
+    assert _http_retry.backoff_delay(attempt, rand=lambda: rand) == expected
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,7 @@ def test_backoff_delay_doubles_with_jitter_and_is_capped(attempt, rand, expected
     [({"retry-after": "7"}, 7.0), ({"retry-after": "600"}, 60.0), ({"retry-after": "soon"}, None), ({}, None)],
 )
 def test_retry_after_seconds_reads_and_bounds_the_header(headers, expected):
-    assert _gcp.retry_after_seconds(headers) == expected
+    assert _http_retry.retry_after_seconds(headers) == expected
 
 
 # --- ApiCaller ---------------------------------------------------------------------------------
@@ -117,6 +118,66 @@ def test_execute_retries_connection_errors():
     sleeps = Sleeps()
     assert _gcp.ApiCaller(lambda: None, sleep=sleeps, rand=lambda: 0.0).execute(Flaky()) == {"ok": True}
     assert sleeps == [0.5]
+
+
+class Clock:
+    """A monotonic clock that moves only when the caller sleeps."""
+
+    def __init__(self):
+        self.now = 100.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_no_retry_is_waited_for_past_the_deadline():
+    http = HttpMockSequence([error_response(503, "503_unavailable.json")] * 10)
+    clock = Clock()
+    caller = _gcp.ApiCaller(lambda: http, retries=9, sleep=clock.sleep, clock=clock, rand=lambda: 1.0, deadline=107.5)
+    with pytest.raises(_gcp.TimeBudgetSpent, match=r"time budget ran out \(last answer: HTTP 503\)"):
+        caller.execute(tpu_get_request(http))
+    assert clock.sleeps == [1.0, 2.0, 4.0]  # 8 s more would pass the deadline
+    assert len(http.request_sequence) == 4
+
+
+def test_no_request_is_sent_after_the_deadline():
+    http = HttpMockSequence([])
+    clock = Clock()
+    caller = _gcp.ApiCaller(lambda: http, clock=clock, deadline=100.0)
+    with pytest.raises(_gcp.TimeBudgetSpent):
+        caller.execute(tpu_get_request(http))
+    assert http.request_sequence == []
+
+
+def test_a_429_pauses_the_other_threads_of_the_same_caller():
+    """The quota is shared: after one thread's 429, the next request of any thread waits for the pause."""
+    ready = ({"status": "200"}, (TPU / "node_ready.json").read_text())
+    http = HttpMockSequence([error_response(429, "429_rate_limited_tpu.json", {"retry-after": "5"}), ready, ready])
+    clock = Clock()
+    caller = _gcp.ApiCaller(lambda: http, sleep=clock.sleep, clock=clock)
+    caller.execute(tpu_get_request(http))  # 429, waits 5 s, then succeeds
+    assert clock.sleeps == [5.0]
+    other = []
+    thread = threading.Thread(target=lambda: other.append(caller.execute(tpu_get_request(http))))
+    clock.now -= 3.0  # the other thread's request starts 2 s into the pause
+    thread.start()
+    thread.join()
+    assert clock.sleeps == [5.0, 3.0]  # it waited for the rest of the pause, then sent its request
+    assert other[0]["state"] == "READY"
+
+
+def test_the_drifted_runpod_cap_is_gone():
+    """Issue 15: runpod had its own backoff capped at 16 s; every client now reads the one policy."""
+    from ansible_collections.fleetwarden.fleet.plugins.inventory import runpod
+
+    assert runpod.backoff_delay is _http_retry.backoff_delay
+    assert runpod.RETRYABLE_STATUS is _http_retry.RETRYABLE_STATUS is _gcp.RETRYABLE_STATUS
+    assert _http_retry.backoff_delay(10, rand=lambda: 1.0) == _http_retry.BACKOFF_CAP == 32.0
 
 
 def test_iterate_pages_follows_next_until_none():
@@ -217,6 +278,46 @@ def test_unreadable_service_account_file_is_reported(tmp_path):
         _gcp.load_credentials("serviceaccount", service_account_file=str(key))
 
 
+def service_account_key():
+    """A service-account key with a freshly generated RSA key: nothing real, nothing stored."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": "fw-ml-prod",
+        "private_key_id": "0123456789abcdef",
+        "private_key": pem,
+        "client_email": "fleetwarden@fw-ml-prod.iam.gserviceaccount.com",
+        "client_id": "1234567890",
+        "token_uri": "http://127.0.0.1:9/token",
+    }
+
+
+@pytest.mark.parametrize("as_text", [True, False])
+def test_service_account_contents_become_credentials(as_text):
+    key = service_account_key()
+    credentials = _gcp.load_credentials("serviceaccount", service_account_contents=json.dumps(key) if as_text else key)
+    assert credentials.service_account_email == key["client_email"]
+
+
+def test_bad_service_account_contents_never_echo_the_value():
+    secret = "not-json-but-secret-material"  # noqa: S105 - a fake value the error must not echo
+    with pytest.raises(_gcp.GcpError) as raised:
+        _gcp.load_credentials("serviceaccount", service_account_contents=secret)
+    assert secret not in str(raised.value)
+    assert "service_account_contents is not a service-account JSON key" in str(raised.value)
+
+
+def test_a_key_file_and_key_contents_are_exclusive():
+    with pytest.raises(_gcp.GcpError, match="mutually exclusive"):
+        _gcp.validate_auth_options("serviceaccount", "/tmp/key.json", None, "{}")
+
+
 def test_access_token_becomes_bearer_credentials():
     credentials = _gcp.load_credentials("accesstoken", access_token="ya29.token")  # noqa: S106 - a fake token
     headers = {}
@@ -247,120 +348,6 @@ def test_build_service_uses_the_endpoint_override():
     service = _gcp.build_service("tpu", "v2", http, endpoint="http://127.0.0.1:9/")
     service.projects().locations().nodes().get(name="projects/p/locations/z/nodes/n").execute()
     assert http.request_sequence[0][0].startswith("http://127.0.0.1:9/v2/projects/p/locations/z/nodes/n")
-
-
-# --- shaping helpers ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("resource", "expected"),
-    [
-        ("https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a", "us-central1-a"),
-        ("projects/p/locations/us-east1-d", "us-east1-d"),
-        ("us-east1-d", "us-east1-d"),
-        (None, None),
-    ],
-)
-def test_short_name(resource, expected):
-    assert _gcp.short_name(resource) == expected
-
-
-@pytest.mark.parametrize(
-    ("order", "expected"),
-    [
-        (["external_ip", "internal_ip", "name"], "34.1.1.1"),
-        (["internal_ip", "external_ip"], "10.0.0.1"),
-        (["name"], "worker-0"),
-    ],
-)
-def test_choose_host_takes_the_first_available(order, expected):
-    candidates = {"external_ip": "34.1.1.1", "internal_ip": "10.0.0.1", "name": "worker-0"}
-    assert _gcp.choose_host(candidates, order) == expected
-
-
-def test_choose_host_skips_missing_addresses():
-    assert _gcp.choose_host({"external_ip": None, "internal_ip": "10.0.0.1"}, ["external_ip", "internal_ip"]) == (
-        "10.0.0.1"
-    )
-    assert _gcp.choose_host({"external_ip": None}, ["external_ip"]) is None
-
-
-@pytest.mark.parametrize("order", [["public_ip"], ["name", "hostname"], [], "name"])
-def test_validate_hostnames_rejects_unsupported_values(order):
-    with pytest.raises(_gcp.GcpError, match="hostnames"):
-        _gcp.validate_hostnames(order)
-
-
-HOST = {"tpu_state": "PREEMPTED", "tpu_accelerator_type": "v4-8", "tpu_labels": {"team": "ml"}, "spot": True}
-
-
-@pytest.mark.parametrize(
-    ("filters", "expected"),
-    [
-        ({}, True),
-        ({"tpu_state": "PREEMPTED"}, True),
-        ({"tpu_state": ["READY", "PREEMPTED"]}, True),
-        ({"tpu_state": "READY"}, False),
-        ({"tpu_accelerator_type": "v4-*"}, True),
-        ({"tpu_accelerator_type": "v5*"}, False),
-        ({"tpu_labels.team": "ml", "tpu_state": "PREEMPTED"}, True),
-        ({"tpu_labels.team": "ml", "tpu_state": "READY"}, False),
-        ({"tpu_labels.missing": "*"}, False),
-        ({"spot": True}, True),
-    ],
-)
-def test_matches_filters(filters, expected):
-    assert _gcp.matches_filters(HOST, filters) is expected
-
-
-@pytest.mark.parametrize("filters", [["tpu_state=READY"], {"tpu_state": [{"a": 1}]}])
-def test_validate_filters_rejects_bad_shapes(filters):
-    with pytest.raises(_gcp.GcpError, match="filters"):
-        _gcp.validate_filters(filters)
-
-
-@pytest.mark.parametrize(
-    ("prefix", "value", "expected"),
-    [("tpu_state", "READY", "tpu_state_ready"), ("tpu_accelerator", "v5litepod-4", "tpu_accelerator_v5litepod_4")],
-)
-def test_group_name(prefix, value, expected):
-    assert _gcp.group_name(prefix, value) == expected
-
-
-def test_make_unsafe_tree_wraps_only_template_strings():
-    wrapped = []
-
-    def wrap(value):
-        wrapped.append(value)
-        return ("unsafe", value)
-
-    result = _gcp.make_unsafe_tree({"a": "plain", "b": ["{{ x }}", 3], "c": {"d": "{% y %}"}}, wrap)
-    assert result == {"a": "plain", "b": [("unsafe", "{{ x }}"), 3], "c": {"d": ("unsafe", "{% y %}")}}
-    assert wrapped == ["{{ x }}", "{% y %}"]
-
-
-def test_unknown_options_suggest_the_closest_option():
-    known = {"projects", "zones", "hostnames", "plugin"}
-    unknown = _gcp.unknown_options({"plugin": 1, "zone": 1, "colour": 1}, known)
-    assert unknown == ["colour", "zone"]
-    assert _gcp.describe_unknown_options(unknown, known) == "colour, zone (did you mean zones?)"
-
-
-def test_paused_gc_restores_the_collector_even_on_errors():
-    import gc
-
-    assert gc.isenabled()
-    with pytest.raises(RuntimeError), _gcp.paused_gc():
-        assert not gc.isenabled()
-        raise RuntimeError("boom")
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with _gcp.paused_gc():
-            pass
-        assert not gc.isenabled()  # it was off before: stays off
-    finally:
-        gc.enable()
 
 
 def test_a_credential_that_cannot_get_a_token_fails_clearly():

@@ -118,3 +118,26 @@ def test_node_summary():
     assert summary["provisioning_model"] == "SPOT"
     assert summary["internal_ips"] == ["10.130.0.144"]
     assert _tpu.node_summary(None) == {}
+
+
+def test_queued_resource_names_round_trip():
+    name = "projects/p/locations/us-central2-b/queuedResources/q"
+    assert _tpu.parse_queued_resource_name(name) == ("p", "us-central2-b", "q")
+    with pytest.raises(ValueError, match="queued resource"):
+        _tpu.parse_queued_resource_name("projects/p/locations/z/nodes/n")
+
+
+def test_queued_resource_spec_keeps_the_request_and_drops_output_and_past_deadlines():
+    queued = {
+        "name": "projects/p/locations/z/queuedResources/q",
+        "createTime": "2025-08-10T09:12:44Z",
+        "state": {"state": "SUSPENDED"},
+        "tpu": {"nodeSpec": [{"parent": "projects/p/locations/z", "nodeId": "n", "node": {"acceleratorType": "v4-8"}}]},
+        "guaranteed": {"minDuration": "3600s"},
+        "queueingPolicy": {"validUntilTime": "2025-08-10T15:00:00Z"},
+    }
+    spec = _tpu.queued_resource_spec(queued)
+    assert spec == {"tpu": queued["tpu"], "guaranteed": {"minDuration": "3600s"}}
+    spec["tpu"]["nodeSpec"][0]["nodeId"] = "changed"
+    assert queued["tpu"]["nodeSpec"][0]["nodeId"] == "n"  # a copy
+    assert _tpu.queued_resource_spec({"spot": {}, "tpu": {}})["spot"] == {}  # an empty tier still selects it

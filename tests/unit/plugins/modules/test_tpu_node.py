@@ -130,6 +130,50 @@ def test_recreated_deletes_and_creates_a_preempted_spot_node_with_the_same_spec(
     assert result["diff"]["after"] == {"state": "READY", "spec": sent}
 
 
+QR_NODE = "projects/fw-ml-prod/locations/us-central2-b/nodes/qr-v4-16-e"
+QUEUED_RESOURCE = "projects/fw-ml-prod/locations/us-central2-b/queuedResources/qr-v4-16-e"
+
+
+def test_a_node_a_queued_resource_owns_is_recreated_through_the_queued_resource():
+    """Issue 14: nodes.create would make a plain on-demand-shaped node and lose the queued request."""
+    responses = [
+        ok("tpu/node_preempted_queued.json"),
+        ok("tpu/queued_resource_suspended.json"),
+        ok("tpu/op_queued_delete_done.json"),
+        ok("tpu/op_queued_create_done.json"),
+        not_found(),  # the node itself comes back when the queued resource is served
+    ]
+    result, http, _ = run(responses, state="recreated", name="qr-v4-16-e")
+    assert result["actions"] == ["delete_queued_resource", "create_queued_resource"]
+    assert result["queued_resource"] == QUEUED_RESOURCE
+    assert calls(http) == [
+        ("GET", QR_NODE),
+        ("GET", QUEUED_RESOURCE),
+        ("DELETE", QUEUED_RESOURCE),
+        ("POST", "projects/fw-ml-prod/locations/us-central2-b/queuedResources"),
+        ("GET", QR_NODE),
+    ]
+    assert "force=true" in http.request_sequence[2][0]
+    create_uri, _, create_body, _ = http.request_sequence[3]
+    assert "queuedResourceId=qr-v4-16-e" in create_uri
+    sent = json.loads(create_body)
+    original = recorded("tpu/queued_resource_suspended.json")
+    assert sent["tpu"] == original["tpu"]
+    assert sent["spot"] == {}
+    # Output fields and an absolute deadline that has passed are not sent back; the duration is.
+    assert sorted(sent) == ["queueingPolicy", "spot", "tpu"]
+    assert sent["queueingPolicy"] == {"validUntilDuration": "21600s"}
+    assert not any(call == ("POST", "projects/fw-ml-prod/locations/us-central2-b/nodes") for call in calls(http))
+
+
+def test_check_mode_plans_a_queued_resource_recreate_without_changing_anything():
+    responses = [ok("tpu/node_preempted_queued.json"), ok("tpu/queued_resource_suspended.json")]
+    result, http, _ = run(responses, check_mode=True, state="recreated", name="qr-v4-16-e")
+    assert result["actions"] == ["delete_queued_resource", "create_queued_resource"]
+    assert [method for method, _ in calls(http)] == ["GET", "GET"]
+    assert result["diff"]["after"]["state"] == "QUEUED"
+
+
 def test_recreated_leaves_a_ready_node_alone():
     result, http, _ = run([ok("tpu/node_ready.json")], state="recreated")
     assert result["changed"] is False
@@ -301,6 +345,42 @@ def test_main_turns_service_disabled_into_one_message(main_answering):
     result = main_answering([disabled], args)
     assert result["failed"] is True
     assert result["msg"].startswith("Cloud TPU API (tpu.googleapis.com) is disabled for project fw-ml-prod")
+
+
+def test_main_passes_service_account_contents_to_the_credentials(run_main, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        tpu_node, "load_credentials", lambda kind, file, token, scopes, contents: seen.append((kind, file, contents))
+    )
+    monkeypatch.setattr(
+        tpu_node, "http_factory", lambda credentials, timeout: lambda: HttpMockSequence([ok("tpu/node_ready.json")])
+    )
+    key = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----secret"}'
+    args = {
+        "name": "train-v4-8-c",
+        "project": "fw-ml-prod",
+        "zone": "us-central2-b",
+        "auth_kind": "serviceaccount",
+        "service_account_contents": key,
+    }
+    result = run_main(tpu_node, args)
+    assert result["changed"] is False
+    assert seen == [("serviceaccount", None, key)]
+    assert "BEGIN PRIVATE KEY" not in json.dumps(result)
+
+
+def test_main_refuses_a_key_file_and_key_contents_together(main_answering):
+    args = {
+        "name": "n",
+        "project": "p",
+        "zone": "z",
+        "auth_kind": "serviceaccount",
+        "service_account_file": "/k.json",
+        "service_account_contents": "{}",
+    }
+    result = main_answering([], args)
+    assert result["failed"] is True
+    assert "mutually exclusive" in result["msg"]
 
 
 def test_main_requires_the_token_for_accesstoken(main_answering):
