@@ -21,17 +21,20 @@ def tpu_hosts(*pages, rename=None):
     # A recorded nodes.get answer is one node; wrap it as the one-node page a listing would hold.
     answers = [page(f"gcp/tpu/{p}") for p in pages]
     nodes, _unreachable = gcp_tpu.collect_nodes([a if "nodes" in a else {"nodes": [a]} for a in answers])
-    return {(rename or (lambda n: n))(name): dict(host_vars) for name, host_vars, *_ in gcp_tpu.shape(nodes)}
+    # The plugins name hosts by an option; the comparison is on resource identity, so any unique name will do.
+    return {(rename or (lambda n: n))(f"{v['tpu_node_name']}-w{v['tpu_worker_index']}"): dict(v)
+            for v in gcp_tpu.shape(nodes)}
 
 
 def gce_hosts(*pages):
     instances, _unreachable = gce_gpu.collect_instances([page(f"gcp/compute/{p}") for p in pages])
-    return {name: dict(host_vars) for name, host_vars, *_ in gce_gpu.shape(instances, accelerators_only=False)}
+    return {v["gce_name"]: dict(v) for v in gce_gpu.shape(instances, accelerators_only=False)}
 
 
 def pod_hosts():
     pods = runpod.pods_from_response(page("runpod/pods.json"))
-    return {name: dict(host_vars, **connection) for name, host_vars, connection, _running in runpod.host_records(pods)}
+    return {name: dict(host_vars, **runpod.connection_vars(host_vars, runpod.ADDRESS_CHOICES))
+            for name, host_vars in runpod.host_records(pods)}
 
 
 def ids(checks, check_id):
