@@ -12,6 +12,8 @@ from pathlib import Path
 from fleetwarden import __version__
 from fleetwarden.lab.docker import LabError
 from fleetwarden.lab.inventory import DEFAULT_WORKER_ACCELERATORS, LabConfigError, plan_hosts
+from fleetwarden.receiver import commands as receiver_commands
+from fleetwarden.receiver.config import ConfigError as ReceiverConfigError
 
 
 def _hosts(value: str) -> int:
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssh = lab_commands.add_parser("ssh", help="open an SSH session to a lab host (or run a command there)")
     ssh.add_argument("host")
     ssh.add_argument("remote_command", nargs=argparse.REMAINDER)
+    receiver_commands.add_parser(commands)
     return parser
 
 
@@ -105,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "lab":
             return run_lab(args)
-    except (LabError, LabConfigError) as exc:
+        if args.command == "receiver":
+            return receiver_commands.run(args)
+    except (LabError, LabConfigError, ReceiverConfigError) as exc:
         print(f"fleetwarden: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
