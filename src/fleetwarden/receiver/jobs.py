@@ -52,6 +52,11 @@ def run_job(settings: Settings, job_id: str, host: str, cancel: threading.Event)
     limits = {"job_timeout": settings.job_timeout_s, "idle_timeout": settings.idle_timeout_s,
               # how often runner checks the cancel callback and the idle timer while the play is quiet
               "pexpect_timeout": 1}
+    # ansible-runner 2.4 drops a `settings` dict when env/settings is absent, so the limits go in that
+    # file (timeouts only, nothing secret); `timeout` sets job_timeout either way.
+    env_dir = private_data_dir / "env"
+    env_dir.mkdir(exist_ok=True)
+    (env_dir / "settings").write_text(json.dumps(limits), encoding="utf-8")
     try:
         runner = ansible_runner.run(
             private_data_dir=str(private_data_dir),
@@ -60,7 +65,8 @@ def run_job(settings: Settings, job_id: str, host: str, cancel: threading.Event)
             inventory=str(settings.inventory),
             project_dir=str(settings.run_cwd),
             extravars=extravars_for(settings, host, private_data_dir),
-            settings=limits,
+            settings=dict(limits),
+            timeout=settings.job_timeout_s,
             suppress_env_files=True,
             quiet=True,
             cancel_callback=cancel.is_set,
