@@ -72,7 +72,7 @@ class RunRecorder:
 
 
 class LiveReceiver:
-    """A Receiver served by aiohttp on 127.0.0.1 (ephemeral port) in a thread of its own."""
+    """A Receiver served by aiohttp on 127.0.0.1 (settings.port; 0 = ephemeral) in a thread of its own."""
 
     def __init__(self, settings: Settings, inventory=frozenset(HOSTS)):
         self.settings = settings
@@ -87,7 +87,7 @@ class LiveReceiver:
         asyncio.set_event_loop(self.loop)
         self.runner = web.AppRunner(self.receiver.app(), access_log=None)
         self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", self.settings.port)
         self.loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
