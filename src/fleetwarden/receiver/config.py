@@ -56,6 +56,7 @@ class Settings:
     extravars: dict = field(default_factory=dict)  # static extravars for every run; `target` is set per run
     job_timeout_s: int = 900
     idle_timeout_s: int = 300
+    run_nice: int = 10
     keep_runs: int = 200
     keep_days: int = 14
     audit_keep_days: int = 90
@@ -79,7 +80,7 @@ class Settings:
 _PATHS = ("token_file", "state_dir", "playbook", "inventory", "project_dir")
 _INTS = {
     "port": (1, 65535), "max_body_bytes": (1024, 64 * MIB), "read_timeout_s": (1, 300),
-    "job_timeout_s": (10, 86400), "idle_timeout_s": (5, 86400), "keep_runs": (1, 100000),
+    "job_timeout_s": (10, 86400), "idle_timeout_s": (5, 86400), "run_nice": (0, 19), "keep_runs": (1, 100000),
     "keep_days": (1, 3650), "audit_keep_days": (1, 36500), "notify_interval_s": (5, 86400),
     "cooldown_success_s": (0, 86400), "cooldown_failure_s": (0, 86400), "max_attempts": (1, 1000),
     "attempts_window_s": (60, 7 * 86400), "max_concurrent_runs": (1, 256), "budget_percent": (1, 100),

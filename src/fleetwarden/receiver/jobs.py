@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,13 @@ def extravars_for(settings: Settings, host: str, private_data_dir: Path) -> dict
     return {**settings.extravars, "target": host, "report_dir": str(private_data_dir / "reports")}
 
 
+def _path_with_venv() -> str:
+    """PATH with this interpreter's bin first, so that the venv's ansible-playbook runs, however we started."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    return path if path.split(os.pathsep)[0] == venv_bin else venv_bin + os.pathsep + path
+
+
 def find_report(private_data_dir: Path, host: str) -> str | None:
     """recover.yml's JSON report for `host` (<report_dir>/<run id>/<host>.json), newest first."""
     reports = sorted((private_data_dir / "reports").glob(f"*/{host}.json"), key=lambda p: p.stat().st_mtime)
@@ -49,6 +57,9 @@ def run_job(settings: Settings, job_id: str, host: str, cancel: threading.Event)
     private_data_dir.mkdir(parents=True, exist_ok=True)
     private_data_dir.chmod(0o700)
     started = time.monotonic()
+    # Linux nice values are per thread and inherited by children: the playbook runs below the receiver,
+    # so acknowledgements stay fast while runs use the CPU.
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), settings.run_nice)
     limits = {"job_timeout": settings.job_timeout_s, "idle_timeout": settings.idle_timeout_s,
               # how often runner checks the cancel callback and the idle timer while the play is quiet
               "pexpect_timeout": 1}
@@ -70,7 +81,7 @@ def run_job(settings: Settings, job_id: str, host: str, cancel: threading.Event)
             suppress_env_files=True,
             quiet=True,
             cancel_callback=cancel.is_set,
-            envvars={"ANSIBLE_FORCE_COLOR": "0"},
+            envvars={"ANSIBLE_FORCE_COLOR": "0", "PATH": _path_with_venv()},
         )
     except Exception as exc:  # a broken runner setup is a result to record, not a crash of the receiver
         log.exception("job %s could not run", job_id)

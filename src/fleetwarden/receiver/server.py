@@ -72,6 +72,8 @@ class Receiver:
         self._active: set[str] = set()
         self._rejections: list[float] = []
         self._notify_now: asyncio.Event | None = None
+        self._pending: list = []
+        self._writer: asyncio.Task | None = None
 
     async def db(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._store_thread, function, *args)
@@ -176,8 +178,7 @@ class Receiver:
         except BadNotification as exc:
             return await self._reject(request, 400, "bad_request", str(exc))
         try:
-            recorded = await self.db(self.store.record_notification, alerts, self.clock(), self.settings.limits,
-                                     self.inventory, self.settings.dry_run, request.remote)
+            recorded = await self._record(alerts, request.remote)
         except sqlite3.Error:
             log.exception("could not record a notification; answering 503 so that Alertmanager retries")
             return web.json_response({"error": "the audit record could not be written"}, status=503)
@@ -196,6 +197,27 @@ class Receiver:
         if any(i.decision.trips_breaker or i.decision.quarantines for i in recorded):
             self.metrics.set_state(await self.db(self.store.state))
         return web.json_response({"decisions": answer}, status=202)
+
+    async def _record(self, alerts, remote):
+        """Queue a notification for the writer; it commits whatever queued meanwhile in one transaction."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((alerts, remote, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_pending())
+        return await future
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                answers = await self.db(self.store.record_batch, [(a, r) for a, r, _ in batch], self.clock(),
+                                        self.settings.limits, self.inventory, self.settings.dry_run)
+            except sqlite3.Error as exc:
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, _, future), answer in zip(batch, answers, strict=True):
+                future.set_result(answer)
 
     async def healthz(self, request: web.Request) -> web.Response:
         try:
