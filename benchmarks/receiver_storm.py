@@ -35,7 +35,7 @@ import yaml
 
 NOOP_PLAYBOOK = """---
 - name: No-op recovery
-  hosts: "{{ target }}"
+  hosts: "{{ target | default('this_is_unreachable') }}"
   gather_facts: false
   tasks:
     - name: Nothing to do
