@@ -55,8 +55,8 @@ def plan_hosts(count: int, accelerators: tuple[str, ...] = DEFAULT_WORKER_ACCELE
 
 
 def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: str) -> dict:
-    """The YAML inventory (as data) for a running lab: groups head, workers, gpu, tpu."""
-    groups: dict[str, dict] = {"head": {}, "workers": {}, "gpu": {}, "tpu": {}}
+    """The YAML inventory (as data) for a running lab: groups head, workers, gpu, tpu, controller."""
+    groups: dict[str, dict] = {"head": {}, "workers": {}, "gpu": {}, "tpu": {}, "controller": {}}
     for host in hosts:
         groups["head" if host.plan.role == "head" else "workers"][host.plan.name] = {
             "ansible_host": "127.0.0.1",
@@ -73,6 +73,8 @@ def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: st
         }
         if host.plan.accelerator in ("gpu", "tpu"):
             groups[host.plan.accelerator][host.plan.name] = None
+        if host.plan.role == "head":  # the lab's controller (recovery receiver) is the head
+            groups["controller"][host.plan.name] = None
     return {
         "all": {
             "vars": {
