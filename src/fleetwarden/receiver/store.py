@@ -32,6 +32,7 @@ CREATE INDEX IF NOT EXISTS runs_host ON runs (host, created);
 CREATE TABLE IF NOT EXISTS handled (
   fingerprint TEXT NOT NULL, starts_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT,
   PRIMARY KEY (fingerprint, starts_at, status));
+CREATE TABLE IF NOT EXISTS alerting (host TEXT PRIMARY KEY, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (host TEXT PRIMARY KEY, since REAL NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS releases (host TEXT PRIMARY KEY, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS breaker (
@@ -60,7 +61,6 @@ def _marks(values: tuple) -> str:
 # The f-strings add "?" placeholders only; values are bound.
 _LAST_RUN_SQL = (f"SELECT ended, status FROM runs WHERE host=? AND ended IS NOT NULL AND status NOT IN ({_marks(NO_VERDICT)})"  # noqa: S608, E501
                  " ORDER BY ended DESC LIMIT 1")
-_ALERTING_SQL = f"SELECT DISTINCT host FROM decisions WHERE ts>? AND kind IN ({_marks(ALERTING_KINDS)})"  # noqa: S608
 
 
 def new_job_id(now: float) -> str:
@@ -96,11 +96,20 @@ class Store:
 
     # --- reading what a decision needs -------------------------------------------------------
     def view(self, alert: Alert, now: float, limits: Limits, inventory: frozenset) -> View:
+        """What decide() needs for this alert. It reads the cheap facts first and stops where decide() would:
+        during a storm most alerts are replays or meet an open breaker, and cost three lookups."""
         db = self.db
         host = alert.host or ""
         seen = db.execute("SELECT 1 FROM handled WHERE fingerprint=? AND starts_at=? AND status=?",
                           (alert.fingerprint, alert.starts_at, alert.status)).fetchone() is not None
         breaker = db.execute("SELECT opened, reset_at FROM breaker WHERE id=1").fetchone()
+        quarantined = db.execute("SELECT 1 FROM quarantine WHERE host=?", (host,)).fetchone() is not None
+        known = host in inventory
+        breaker_open = breaker["opened"] is not None
+        if alert.status != "firing" or not alert.remediate or not known or seen or quarantined or breaker_open:
+            return View(known_host=known, seen=seen, quarantined=quarantined, breaker_open=breaker_open,
+                        running_job=None, last_end=None, last_ok=None, attempts=0, alerting_hosts=frozenset(),
+                        healed_hosts=frozenset(), inventory_size=len(inventory))
         running = db.execute("SELECT job_id FROM runs WHERE host=? AND status IN (?,?) ORDER BY created LIMIT 1",
                              (host, *ACTIVE)).fetchone()
         last = db.execute(_LAST_RUN_SQL, (host, *NO_VERDICT)).fetchone()
@@ -109,14 +118,14 @@ class Store:
         attempts = db.execute("SELECT count(*) FROM runs WHERE host=? AND alertname=? AND created>?",
                               (host, alert.alertname, attempts_since)).fetchone()[0]
         alerting_since = max(now - limits.breaker_window_s, breaker["reset_at"])
-        alerting = frozenset(r[0] for r in db.execute(_ALERTING_SQL, (alerting_since, *ALERTING_KINDS)))
+        alerting = frozenset(r[0] for r in db.execute("SELECT host FROM alerting WHERE ts>?", (alerting_since,)))
         healed = frozenset(r[0] for r in db.execute("SELECT DISTINCT host FROM runs WHERE created>?",
                                                     (now - limits.budget_window_s,)))
         return View(
-            known_host=host in inventory,
+            known_host=known,
             seen=seen,
-            quarantined=db.execute("SELECT 1 FROM quarantine WHERE host=?", (host,)).fetchone() is not None,
-            breaker_open=breaker["opened"] is not None,
+            quarantined=quarantined,
+            breaker_open=False,
             running_job=running["job_id"] if running else None,
             last_end=last["ended"] if last else None,
             last_ok=(last["status"] == "successful") if last else None,
@@ -161,6 +170,8 @@ class Store:
                        (alert.fingerprint, alert.starts_at, alert.status, decision.job_id))
         if decision.kind == "resolved":
             ttr = time_to_recover(alert)
+        if decision.kind in ALERTING_KINDS:  # the breaker counts hosts by their latest alerting decision
+            db.execute("INSERT OR REPLACE INTO alerting VALUES (?,?)", (alert.host, now))
         if decision.quarantines:
             db.execute("INSERT OR IGNORE INTO quarantine VALUES (?,?,?)", (alert.host, now, decision.reason))
         if decision.trips_breaker:
