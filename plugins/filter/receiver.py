@@ -11,11 +11,17 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 SKIP_GROUPS = ("all", "ungrouped")
+# Never carried: the receiver's own settings hold its token and key.
+NEVER_CARRIED = ("recovery_receiver_", "ansible_", "vault_")
 
 
 def receiver_inventory(hosts, hostvars, groups, address_var="ansible_host", port_var="ansible_port",
-                       default_port=22, user="root", carry=(), key_file="", known_hosts_file=""):
-    """Inventory data for where the receiver runs; never copies connection settings meant for this machine."""
+                       default_port=22, user="root", carry=(), key_file="", known_hosts_file="", carry_prefixes=()):
+    """Inventory data for where the receiver runs; never copies connection settings meant for this machine.
+
+    Host variables named in `carry`, or starting with one of `carry_prefixes`, are copied with their values as
+    resolved here, so recover.yml on the controller sees the fleet's declarations; connection variables and
+    the receiver's own (its token) never are."""
     hosts = list(hosts)
     entries = {}
     for name in hosts:
@@ -28,9 +34,10 @@ def receiver_inventory(hosts, hostvars, groups, address_var="ansible_host", port
             "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o HostKeyAlias=%s"
                                        % (known_hosts_file, name),
         }
-        for var in carry:
-            if var in host:
-                entry[var] = host[var]
+        for var in sorted(host.keys()):
+            if var.startswith(NEVER_CARRIED) or not (var in carry or var.startswith(tuple(carry_prefixes))):
+                continue
+            entry[var] = host[var]
         entries[name] = entry
     children = {}
     for group in sorted(groups):

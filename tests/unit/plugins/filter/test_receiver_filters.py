@@ -4,7 +4,8 @@ from ansible_collections.fleetwarden.fleet.plugins.filter.receiver import receiv
 
 HOSTVARS = {
     "lab-head": {"ansible_host": "127.0.0.1", "ansible_port": 40001, "fleetwarden_lab_address": "172.30.0.2",
-                 "fleetwarden_accelerator": "cpu", "ansible_ssh_private_key_file": "/home/me/.lab/id"},
+                 "fleetwarden_accelerator": "cpu", "ansible_ssh_private_key_file": "/home/me/.lab/id",
+                 "recovery_receiver_token": "secret-token-value", "worker_service_workers": [{"name": "w"}]},
     "lab-worker-1": {"ansible_host": "127.0.0.1", "ansible_port": 40002, "fleetwarden_lab_address": "172.30.0.3",
                      "fleetwarden_accelerator": "gpu"},
 }
@@ -26,6 +27,13 @@ def test_lab_hosts_are_reached_at_their_lab_address_on_port_22():
     assert set(inventory["all"]["children"]) == {"head", "workers", "controller", "gpu"}
     # Nothing of this machine's connection settings is carried over.
     assert "/home/me" not in str(inventory) and "40002" not in str(inventory)
+
+
+def test_fleet_declarations_are_carried_by_prefix_and_the_token_never():
+    inventory = receiver_inventory(["lab-head"], HOSTVARS, GROUPS, carry_prefixes=["worker_service_", "recovery_"])
+    head = inventory["all"]["hosts"]["lab-head"]
+    assert head["worker_service_workers"] == [{"name": "w"}]
+    assert "recovery_receiver_token" not in head and "secret-token-value" not in str(inventory)
 
 
 def test_a_fleet_keeps_its_addresses_and_ports():
