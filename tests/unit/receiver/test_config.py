@@ -80,3 +80,16 @@ def test_token_file_must_be_private_and_long_enough(tmp_path):
         config.read_token(token)
     with pytest.raises(config.ConfigError, match="token_file"):
         config.read_token(tmp_path / "missing")
+
+
+def test_the_role_serves_the_default_port_and_pins_what_the_tests_ran():
+    from importlib.metadata import version
+
+    import yaml
+
+    defaults = yaml.safe_load((DOC.parents[1] / "roles/recovery_receiver/defaults/main.yml").read_text())
+    assert defaults["recovery_receiver_port"] == config.DEFAULT_PORT == config.Settings.__dataclass_fields__[
+        "port"].default
+    pins = dict(p.split("==") for p in defaults["recovery_receiver_python_packages"])
+    for name in ("ansible-core", "ansible-runner", "aiohttp", "prometheus-client"):
+        assert pins[name] == version(name), name
