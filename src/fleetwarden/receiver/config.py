@@ -36,6 +36,7 @@ class Limits:
     budget_window_s: int = 3600
     breaker_percent: int = 50
     breaker_window_s: int = 300
+    breaker_min_hosts: int = 2
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ _INTS = {
     "cooldown_success_s": (0, 86400), "cooldown_failure_s": (0, 86400), "max_attempts": (1, 1000),
     "attempts_window_s": (60, 7 * 86400), "max_concurrent_runs": (1, 256), "budget_percent": (1, 100),
     "budget_window_s": (60, 7 * 86400), "breaker_percent": (1, 100), "breaker_window_s": (10, 86400),
+    "breaker_min_hosts": (1, 100000),
 }
 _RESERVED_EXTRAVARS = ("target",)
 

@@ -54,8 +54,10 @@ def budget_hosts(limits: Limits, inventory_size: int) -> int:
 
 
 def breaker_trips(limits: Limits, alerting_hosts: int, inventory_size: int) -> bool:
-    """More than breaker_percent of the inventory alerting within the window trips the breaker."""
-    return inventory_size > 0 and alerting_hosts * 100 > limits.breaker_percent * inventory_size
+    """More than breaker_percent of the inventory alerting within the window, and at least breaker_min_hosts
+    of them, trips the breaker (one host alone is never a fleet-wide fault, even in a fleet of one)."""
+    return (inventory_size > 0 and alerting_hosts >= limits.breaker_min_hosts
+            and alerting_hosts * 100 > limits.breaker_percent * inventory_size)
 
 
 def decide(alert: Alert, view: View, limits: Limits, now: float, dry_run: bool = False) -> Decision:

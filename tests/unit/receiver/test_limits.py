@@ -75,7 +75,8 @@ def test_breaker_trips_above_the_share():
 
 
 @pytest.mark.parametrize(("alerting", "size", "percent", "trips"), [
-    (5, 10, 50, False), (6, 10, 50, True), (2, 3, 50, True), (1, 3, 50, False), (1, 1, 100, False), (0, 0, 50, False)])
+    (5, 10, 50, False), (6, 10, 50, True), (2, 3, 50, True), (1, 3, 50, False), (1, 1, 100, False), (0, 0, 50, False),
+    (1, 1, 50, False), (2, 2, 50, True)])
 def test_breaker_trips_math(alerting, size, percent, trips):
     assert breaker_trips(Limits(breaker_percent=percent), alerting, size) is trips
 
