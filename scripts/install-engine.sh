@@ -3,11 +3,11 @@
 # (and rsync, which molecule uses) when missing, and starts dockerd when none answers.
 set -euo pipefail
 
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v rsync >/dev/null 2>&1 || ! command -v mmdebstrap >/dev/null 2>&1; then
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v rsync >/dev/null 2>&1 || ! command -v mmdebstrap >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
   echo "==> installing docker.io, mmdebstrap and rsync from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq docker.io mmdebstrap rsync openssh-client >/dev/null
+  apt-get install -y -qq docker.io mmdebstrap rsync openssh-client prometheus-alertmanager >/dev/null
 fi
 
 # promtool and amtool for the alert rule and Alertmanager tests (tests/unit/monitoring).

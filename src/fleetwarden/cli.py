@@ -12,6 +12,8 @@ from pathlib import Path
 from fleetwarden import __version__
 from fleetwarden.lab.docker import LabError
 from fleetwarden.lab.inventory import DEFAULT_WORKER_ACCELERATORS, LabConfigError, plan_hosts
+from fleetwarden.receiver import commands as receiver_commands
+from fleetwarden.receiver.config import ConfigError as ReceiverConfigError
 
 
 def _hosts(value: str) -> int:
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetwarden.status.command import add_parsers as add_status_parsers
 
     add_status_parsers(commands)
+    receiver_commands.add_parser(commands)
     return parser
 
 
@@ -115,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             from fleetwarden.status.command import run as run_status
 
             return run_status(args)
-    except (LabError, LabConfigError) as exc:
+        if args.command == "receiver":
+            return receiver_commands.run(args)
+    except (LabError, LabConfigError, ReceiverConfigError) as exc:
         print(f"fleetwarden: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

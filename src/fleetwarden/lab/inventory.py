@@ -58,8 +58,8 @@ def plan_hosts(count: int, accelerators: tuple[str, ...] = DEFAULT_WORKER_ACCELE
 
 
 def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: str) -> dict:
-    """The YAML inventory (as data) for a running lab: groups head, workers, gpu, tpu, monitoring (the head)."""
-    groups: dict[str, dict] = {"head": {}, "workers": {}, "gpu": {}, "tpu": {}, "monitoring": {}}
+    """The YAML inventory (as data) for a running lab: head, workers, gpu, tpu, monitoring and controller (the head)."""
+    groups: dict[str, dict] = {"head": {}, "workers": {}, "gpu": {}, "tpu": {}, "monitoring": {}, "controller": {}}
     for host in hosts:
         groups["head" if host.plan.role == "head" else "workers"][host.plan.name] = {
             "ansible_host": "127.0.0.1",
@@ -78,6 +78,8 @@ def render_inventory(hosts: list[HostState], key_file: str, known_hosts_file: st
             groups[host.plan.accelerator][host.plan.name] = None
         if host.plan.role == MONITORING_ROLE:
             groups["monitoring"][host.plan.name] = None
+        if host.plan.role == "head":  # the lab's controller (recovery receiver) is the head
+            groups["controller"][host.plan.name] = None
     return {
         "all": {
             "vars": {

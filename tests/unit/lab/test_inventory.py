@@ -65,6 +65,7 @@ def test_inventory_groups_and_connection_vars():
     assert list(children["gpu"]["hosts"]) == ["lab-worker-1"]
     assert list(children["tpu"]["hosts"]) == ["lab-worker-2"]
     assert list(children["monitoring"]["hosts"]) == ["lab-head"]  # Prometheus and Alertmanager
+    assert list(children["controller"]["hosts"]) == ["lab-head"]
     worker = children["workers"]["hosts"]["lab-worker-2"]
     ssh_args = worker.pop("ansible_ssh_common_args")
     assert "StrictHostKeyChecking=yes" in ssh_args
@@ -85,7 +86,7 @@ def test_inventory_round_trips_through_yaml_and_keeps_empty_groups():
     one = [HostState(HostPlan("lab-head", "head", "cpu"), "fw-lab-head", 40000, "172.30.0.2")]
     text = yaml.safe_dump(render_inventory(one, "/k", "/kh"))
     data = yaml.safe_load(text)
-    assert set(data["all"]["children"]) == {"head", "workers", "gpu", "tpu", "monitoring"}
+    assert set(data["all"]["children"]) == {"head", "workers", "gpu", "tpu", "monitoring", "controller"}
     assert data["all"]["children"]["workers"]["hosts"] == {}
 
 

@@ -1,0 +1,267 @@
+"""The audit store: SQLite in WAL mode, synchronous=FULL, so a 202 means the decision is on disk.
+
+One connection, used from one thread (the server runs every call in a single-thread executor), so
+the decision for an alert is made and recorded in one transaction, in arrival order.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetwarden.receiver.alerts import Alert, time_to_recover
+from fleetwarden.receiver.config import Limits
+from fleetwarden.receiver.limits import ALERTING_KINDS, Decision, View, decide
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+  id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, host TEXT, alertname TEXT,
+  fingerprint TEXT, starts_at TEXT, status TEXT, job_id TEXT, reason TEXT, remote TEXT,
+  labels TEXT, ttr REAL);
+CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
+CREATE INDEX IF NOT EXISTS decisions_host ON decisions (host, ts);
+CREATE TABLE IF NOT EXISTS runs (
+  job_id TEXT PRIMARY KEY, host TEXT NOT NULL, alertname TEXT, fingerprint TEXT, starts_at TEXT,
+  created REAL NOT NULL, started REAL, ended REAL, status TEXT NOT NULL, rc INTEGER, duration REAL,
+  report_path TEXT, private_data_dir TEXT, explanation TEXT);
+CREATE INDEX IF NOT EXISTS runs_host ON runs (host, created);
+CREATE TABLE IF NOT EXISTS handled (
+  fingerprint TEXT NOT NULL, starts_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT,
+  PRIMARY KEY (fingerprint, starts_at, status));
+CREATE TABLE IF NOT EXISTS alerting (host TEXT PRIMARY KEY, ts REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (host TEXT PRIMARY KEY, since REAL NOT NULL, reason TEXT);
+CREATE TABLE IF NOT EXISTS releases (host TEXT PRIMARY KEY, ts REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS breaker (
+  id INTEGER PRIMARY KEY CHECK (id = 1), opened REAL, reason TEXT, reset_at REAL NOT NULL DEFAULT 0);
+INSERT OR IGNORE INTO breaker (id, opened, reason, reset_at) VALUES (1, NULL, NULL, 0);
+"""
+
+ACTIVE = ("queued", "running")
+# Run outcomes that say nothing about the host, so they start no cooldown.
+NO_VERDICT = ("interrupted", "canceled")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    alert: Alert
+    decision: Decision
+    row_id: int
+    ttr: float | None = None
+
+
+def _marks(values: tuple) -> str:
+    """SQL placeholders for an IN list: '?,?,?'."""
+    return ",".join("?" * len(values))
+
+
+# The f-strings add "?" placeholders only; values are bound.
+_LAST_RUN_SQL = (f"SELECT ended, status FROM runs WHERE host=? AND ended IS NOT NULL AND status NOT IN ({_marks(NO_VERDICT)})"  # noqa: S608, E501
+                 " ORDER BY ended DESC LIMIT 1")
+
+
+def new_job_id(now: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(4)
+
+
+class Store:
+    def __init__(self, path: Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _insert_decision(self, now: float, kind: str, reason: str, alert: Alert | None = None,
+                         job_id: str | None = None, remote: str | None = None, host: str | None = None,
+                         ttr: float | None = None) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO decisions (ts, kind, host, alertname, fingerprint, starts_at, status, job_id, reason,"
+            " remote, labels, ttr) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (now, kind, host or (alert.host if alert else None), alert.alertname if alert else None,
+             alert.fingerprint if alert else None, alert.starts_at if alert else None,
+             alert.status if alert else None, job_id, reason, remote,
+             json.dumps(alert.labels, sort_keys=True) if alert else None, ttr))
+        return cursor.lastrowid
+
+    # --- reading what a decision needs -------------------------------------------------------
+    def view(self, alert: Alert, now: float, limits: Limits, inventory: frozenset) -> View:
+        """What decide() needs for this alert. It reads the cheap facts first and stops where decide() would:
+        during a storm most alerts are replays or meet an open breaker, and cost three lookups."""
+        db = self.db
+        host = alert.host or ""
+        seen = db.execute("SELECT 1 FROM handled WHERE fingerprint=? AND starts_at=? AND status=?",
+                          (alert.fingerprint, alert.starts_at, alert.status)).fetchone() is not None
+        breaker = db.execute("SELECT opened, reset_at FROM breaker WHERE id=1").fetchone()
+        quarantined = db.execute("SELECT 1 FROM quarantine WHERE host=?", (host,)).fetchone() is not None
+        known = host in inventory
+        breaker_open = breaker["opened"] is not None
+        if alert.status != "firing" or not alert.remediate or not known or seen or quarantined or breaker_open:
+            return View(known_host=known, seen=seen, quarantined=quarantined, breaker_open=breaker_open,
+                        running_job=None, last_end=None, last_ok=None, attempts=0, alerting_hosts=frozenset(),
+                        healed_hosts=frozenset(), inventory_size=len(inventory))
+        running = db.execute("SELECT job_id FROM runs WHERE host=? AND status IN (?,?) ORDER BY created LIMIT 1",
+                             (host, *ACTIVE)).fetchone()
+        last = db.execute(_LAST_RUN_SQL, (host, *NO_VERDICT)).fetchone()
+        release = db.execute("SELECT ts FROM releases WHERE host=?", (host,)).fetchone()
+        attempts_since = max(now - limits.attempts_window_s, release["ts"] if release else 0)
+        attempts = db.execute("SELECT count(*) FROM runs WHERE host=? AND alertname=? AND created>?",
+                              (host, alert.alertname, attempts_since)).fetchone()[0]
+        alerting_since = max(now - limits.breaker_window_s, breaker["reset_at"])
+        alerting = frozenset(r[0] for r in db.execute("SELECT host FROM alerting WHERE ts>?", (alerting_since,)))
+        healed = frozenset(r[0] for r in db.execute("SELECT DISTINCT host FROM runs WHERE created>?",
+                                                    (now - limits.budget_window_s,)))
+        return View(
+            known_host=known,
+            seen=seen,
+            quarantined=quarantined,
+            breaker_open=False,
+            running_job=running["job_id"] if running else None,
+            last_end=last["ended"] if last else None,
+            last_ok=(last["status"] == "successful") if last else None,
+            attempts=attempts,
+            alerting_hosts=alerting,
+            healed_hosts=healed,
+            inventory_size=len(inventory),
+        )
+
+    # --- recording ---------------------------------------------------------------------------
+    def record_notification(self, alerts: list[Alert], now: float, limits: Limits, inventory: frozenset,
+                            dry_run: bool = False, remote: str | None = None) -> list[Recorded]:
+        """Decide and record every alert of one notification in one transaction."""
+        return self.record_batch([(alerts, remote)], now, limits, inventory, dry_run)[0]
+
+    def record_batch(self, notifications: list[tuple[list[Alert], str | None]], now: float, limits: Limits,
+                     inventory: frozenset, dry_run: bool = False) -> list[list[Recorded]]:
+        """Several notifications, in arrival order, in one transaction: one fsync for all (group commit)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            answers = [[self._decide_and_record(alert, now, limits, inventory, dry_run, remote) for alert in alerts]
+                       for alerts, remote in notifications]
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return answers
+
+    def _decide_and_record(self, alert: Alert, now: float, limits: Limits, inventory: frozenset, dry_run: bool,
+                           remote: str | None) -> Recorded:
+        db = self.db
+        decision = decide(alert, self.view(alert, now, limits, inventory), limits, now, dry_run)
+        ttr = None
+        if decision.kind == "started":
+            decision = Decision(decision.kind, decision.reason, job_id=new_job_id(now))
+            db.execute("INSERT INTO runs (job_id, host, alertname, fingerprint, starts_at, created, status)"
+                       " VALUES (?,?,?,?,?,?,'queued')",
+                       (decision.job_id, alert.host, alert.alertname, alert.fingerprint, alert.starts_at, now))
+        if decision.kind in ("started", "joined", "dry_run", "resolved"):
+            db.execute("INSERT OR IGNORE INTO handled VALUES (?,?,?,?)",
+                       (alert.fingerprint, alert.starts_at, alert.status, decision.job_id))
+        if decision.kind == "resolved":
+            ttr = time_to_recover(alert)
+        if decision.kind in ALERTING_KINDS:  # the breaker counts hosts by their latest alerting decision
+            db.execute("INSERT OR REPLACE INTO alerting VALUES (?,?)", (alert.host, now))
+        if decision.quarantines:
+            db.execute("INSERT OR IGNORE INTO quarantine VALUES (?,?,?)", (alert.host, now, decision.reason))
+        if decision.trips_breaker:
+            db.execute("UPDATE breaker SET opened=?, reason=? WHERE id=1", (now, decision.reason))
+        row_id = self._insert_decision(now, decision.kind, decision.reason, alert, decision.job_id, remote, ttr=ttr)
+        return Recorded(alert, decision, row_id, ttr)
+
+    def record_rejection(self, kind: str, reason: str, now: float, remote: str | None) -> int:
+        """A request refused before its alerts were read (unauthorized, too large, bad request)."""
+        return self._insert_decision(now, kind, reason, remote=remote)
+
+    def mark_running(self, job_id: str, now: float, private_data_dir: str) -> None:
+        self.db.execute("UPDATE runs SET status='running', started=?, private_data_dir=? WHERE job_id=?",
+                        (now, private_data_dir, job_id))
+
+    def finish_run(self, job_id: str, now: float, status: str, rc: int | None, duration: float | None,
+                   report_path: str | None, explanation: str | None = None) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("UPDATE runs SET status=?, rc=?, duration=?, ended=?, report_path=?, explanation=? WHERE job_id=?",
+                   (status, rc, duration, now, report_path, explanation, job_id))
+        if status != "successful":
+            # The alert is still firing; a later notification of it may try again, after the cooldown.
+            db.execute("DELETE FROM handled WHERE job_id=? AND status='firing'", (job_id,))
+        db.execute("COMMIT")
+
+    def interrupt_in_flight(self, now: float) -> list[str]:
+        """At start: runs a previous process left queued or running are recorded as interrupted."""
+        jobs = [r["job_id"] for r in self.db.execute(
+            "SELECT job_id FROM runs WHERE status IN (?,?) ORDER BY created", ACTIVE)]
+        for job_id in jobs:
+            row = self.db.execute("SELECT host FROM runs WHERE job_id=?", (job_id,)).fetchone()
+            self.finish_run(job_id, now, "interrupted", None, None, None, "the receiver stopped during the run")
+            self._insert_decision(now, "interrupted", "the receiver stopped during the run", job_id=job_id,
+                                  host=row["host"])
+        return jobs
+
+    def release(self, host: str, now: float) -> bool:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        removed = db.execute("DELETE FROM quarantine WHERE host=?", (host,)).rowcount
+        db.execute("INSERT OR REPLACE INTO releases VALUES (?,?)", (host, now))
+        self._insert_decision(now, "released", "released by an operator" if removed else "was not quarantined",
+                              host=host)
+        db.execute("COMMIT")
+        return bool(removed)
+
+    def reset_breaker(self, now: float) -> bool:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        was_open = db.execute("SELECT opened FROM breaker WHERE id=1").fetchone()["opened"] is not None
+        db.execute("UPDATE breaker SET opened=NULL, reason=NULL, reset_at=? WHERE id=1", (now,))
+        self._insert_decision(now, "reset", "breaker reset by an operator" if was_open else "breaker was closed")
+        db.execute("COMMIT")
+        return was_open
+
+    def prune(self, now: float, keep_days: int) -> int:
+        """Audit rows older than keep_days go; runs and quarantine state stay."""
+        return self.db.execute("DELETE FROM decisions WHERE ts<?", (now - keep_days * 86400,)).rowcount
+
+    # --- reading for operators -----------------------------------------------------------------
+    def state(self) -> dict:
+        breaker = self.db.execute("SELECT opened, reason FROM breaker WHERE id=1").fetchone()
+        return {
+            "breaker_open": breaker["opened"] is not None,
+            "breaker_reason": breaker["reason"],
+            "quarantined": [dict(r) for r in self.db.execute("SELECT host, since, reason FROM quarantine")],
+            "runs_in_progress": self.db.execute(
+                "SELECT count(*) FROM runs WHERE status='running'").fetchone()[0],
+        }
+
+    def rows(self, host: str | None = None, since: float | None = None, limit: int | None = None) -> list[dict]:
+        """Decision rows with their run's outcome, oldest first."""
+        query = ("SELECT d.id, d.ts, d.kind, d.host, d.alertname, d.fingerprint, d.starts_at, d.status, d.job_id,"
+                 " d.reason, d.remote, d.ttr, r.status AS run_status, r.rc, r.duration, r.report_path,"
+                 " r.private_data_dir FROM decisions d LEFT JOIN runs r ON r.job_id = d.job_id"
+                 " AND d.kind IN ('started', 'interrupted') WHERE 1=1")
+        params: list = []
+        if host is not None:
+            query += " AND d.host=?"
+            params.append(host)
+        if since is not None:
+            query += " AND d.ts>=?"
+            params.append(since)
+        query += " ORDER BY d.id DESC"
+        if limit:
+            query += " LIMIT ?"
+            params.append(limit)
+        return [dict(r) for r in self.db.execute(query, params)][::-1]
+
+    def run(self, job_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM runs WHERE job_id=?", (job_id,)).fetchone()
+        return dict(row) if row else None

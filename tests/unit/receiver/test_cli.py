@@ -1,0 +1,87 @@
+"""`fleetwarden receiver log|release|reset|status` on a real audit store, and /metrics, /healthz."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+from fleetwarden.cli import main
+from fleetwarden.receiver.commands import format_rows, parse_since
+from fleetwarden.receiver.config import Limits
+
+from .conftest import alert, notification, post, request
+
+
+@pytest.fixture
+def config_file(project, tmp_path):
+    path = tmp_path / "receiver.yml"
+    path.write_text(yaml.safe_dump({key: str(project[key]) for key in ("token_file", "state_dir", "playbook",
+                                                                         "inventory")}))
+    return path
+
+
+def test_log_release_reset_and_metrics(live, project, config_file, capsys):
+    receiver = live(dry_run=True, limits=Limits(max_attempts=1, breaker_percent=30))
+    post(receiver.url, notification(alert("fw-ok-1"), alert("fw-ok-2"), alert("fw-ok-3")), project["token"])
+    post(receiver.url, notification(alert("fw-ok-1")), project["token"][::-1])
+
+    assert main(["receiver", "--config", str(config_file), "log", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["kind"], r["host"]) for r in rows] == [
+        ("dry_run", "fw-ok-1"), ("dry_run", "fw-ok-2"), ("breaker", "fw-ok-3"), ("unauthorized", None)]
+    assert main(["receiver", "--config", str(config_file), "log", "--host", "fw-ok-3"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["id", "time", "kind", "host"] and "breaker" in table[1]
+    assert len(table) == 2
+    assert main(["receiver", "--config", str(config_file), "log", "--since", "1h", "--limit", "1", "--json"]) == 0
+    assert [r["kind"] for r in json.loads(capsys.readouterr().out)] == ["unauthorized"]
+
+    status, _, body = request(receiver.url, "GET", "/metrics")
+    metrics = body.decode()
+    assert status == 200
+    for line in ('fleetwarden_receiver_decisions_total{kind="dry_run"} 2.0',
+                 'fleetwarden_receiver_decisions_total{kind="unauthorized"} 1.0',
+                 'fleetwarden_receiver_requests_total{code="202"} 1.0',
+                 'fleetwarden_receiver_requests_total{code="401"} 1.0',
+                 "fleetwarden_receiver_breaker_open 1.0", "fleetwarden_receiver_hosts_quarantined 0.0",
+                 "fleetwarden_receiver_runs_in_progress 0.0"):
+        assert line in metrics, line
+    assert "fleetwarden_receiver_run_duration_seconds_bucket" in metrics
+    assert "fleetwarden_receiver_time_to_recover_seconds_bucket" in metrics
+    assert json.loads(request(receiver.url, "GET", "/healthz")[2])["breaker_open"] is True
+
+    # reset takes effect on the running receiver at once
+    assert main(["receiver", "--config", str(config_file), "reset"]) == 0
+    assert "breaker reset" in capsys.readouterr().out
+    _, answer = post(receiver.url, notification(alert("fw-ok-4")), project["token"])
+    assert answer["decisions"][0]["decision"] == "dry_run"
+    assert "fleetwarden_receiver_breaker_open 0.0" in request(receiver.url, "GET", "/metrics")[2].decode()
+
+    assert main(["receiver", "--config", str(config_file), "release", "fw-ok-1"]) == 0
+    assert "was not quarantined" in capsys.readouterr().out
+    assert main(["receiver", "--config", str(config_file), "status"]) == 0
+    assert json.loads(capsys.readouterr().out)["breaker_open"] is False
+
+
+def test_bad_settings_file_is_an_error_naming_the_field(tmp_path, capsys):
+    path = tmp_path / "receiver.yml"
+    path.write_text("token_file: t\nstate_dir: s\nplaybook: p\ninventory: i\nport: http\n")
+    assert main(["receiver", "--config", str(path), "log"]) == 2
+    assert "port must be a whole number" in capsys.readouterr().err
+
+
+def test_since_parses_ages_and_times():
+    now = time.time()
+    assert parse_since("30m", now) == now - 1800
+    assert parse_since("2026-11-27T18:00:00Z") == parse_since("2026-11-27T18:00:00")
+    with pytest.raises(Exception, match="--since"):
+        parse_since("yesterday")
+
+
+def test_format_rows_is_a_table():
+    text = format_rows([{"id": 1, "ts": 0.0, "kind": "started", "host": "w-1", "duration": 12.345}])
+    assert text.splitlines()[1].startswith("1   1970-01-01T00:00:00Z  started  w-1")
+    assert "12.3" in text
