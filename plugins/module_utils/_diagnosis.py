@@ -391,26 +391,28 @@ def _classify_death(observation, add_finding):
 
 
 def assess_repeat(cause, at, history, window_s, threshold, container_id=None, kernel_kills=0):
-    """Count OOM deaths of this worker within window_s before `at`.
+    """Count this worker's deaths, of any cause, within window_s before `at`.
 
-    history holds earlier `record`s ({cause, at, container_id}) kept by the caller; the current
-    death counts once, and a record of this same death (same container and time) is not counted
-    twice. kernel_kills (kernel OOM kills inside this container in the window) is a floor for the
-    count, for containers whose processes were OOM-killed before the one that ended it.
+    history holds earlier `record`s ({cause, at, container_id}) kept by the caller (one per death that
+    recover.yml saw); the current death counts once, and a record of this same death (same container and
+    time) is not counted twice. kernel_kills (kernel OOM kills inside this container in the window) is a
+    floor for the count of an OOM death, for containers whose processes were OOM-killed before the one that
+    ended it. A worker that is running has no death to count.
     """
     repeat = {"count": 0, "window_s": window_s, "threshold": threshold, "repeated": False}
-    if cause not in OOM_CAUSES:
+    if cause in ("running",) or cause not in CAUSES:
         return repeat
     count = 1
     for record in history or []:
         when = parse_history_time(record.get("at"))
-        if record.get("cause") not in OOM_CAUSES or when is None or at is None:
+        if record.get("cause") in (None, "running") or when is None or at is None:
             continue
         if record.get("container_id") == container_id and container_id and abs(when - at) < 1:
             continue  # this very death, recorded by an earlier run
         if at - window_s <= when <= at:
             count += 1
-    count = max(count, kernel_kills or 0)
+    if cause in OOM_CAUSES:
+        count = max(count, kernel_kills or 0)
     repeat["count"] = count
     repeat["repeated"] = count >= threshold
     return repeat
@@ -454,8 +456,9 @@ def recommend(cause, findings, observation, repeat):
     }
     text = texts[cause]
     if repeat.get("repeated"):
-        text = ("{0} OOM deaths within {1} s (threshold {2}): recreating again would loop; the report needs "
-                "a person. ".format(repeat["count"], repeat["window_s"], repeat["threshold"]) + text)
+        text = ("{0} deaths within {1} s (threshold {2}), this one {3}: recreating again would loop; the "
+                "worker needs a person. ".format(repeat["count"], repeat["window_s"], repeat["threshold"], cause)
+                + text)
     return text
 
 

@@ -258,6 +258,15 @@ def workers_errors(workers, groups=(), profiles=None, tpu_group="tpu"):
     return errors
 
 
+def unpullable_errors(workers, missing_images, default_pull="missing", host="this host"):
+    """One line per present worker whose image is not on the host and whose pull policy forbids a pull."""
+    missing = set(missing_images or ())
+    return ["%s: worker %s needs image %s, which is not on the host, and its pull policy is never"
+            % (host, w.get("name"), w.get("image")) for w in workers or []
+            if isinstance(w, dict) and w.get("state", "present") == "present"
+            and w.get("pull", default_pull) == "never" and w.get("image") in missing]
+
+
 def _merge(base, override):
     merged = copy.deepcopy(base)
     for key, value in (override or {}).items():
@@ -462,6 +471,44 @@ def declaration_document(decl, systemd_version, paths=None, devices=(), image_id
                 "docker_argv": docker_create_argv(decl, paths, devices), "systemd_version": systemd_version,
                 "digest": declaration_digest(decl)})
     return doc
+
+
+def public_declaration(doc):
+    """A declaration as recovery, reports and tools outside the host may see it: env values and setup commands
+    (which may hold secrets) are left out; their names and count stay (``env_names``, ``setup_command_count``)."""
+    public = dict((k, copy.deepcopy(v)) for k, v in doc.items() if k not in ("env", "setup_commands"))
+    public["env_names"] = sorted(doc.get("env") or {})
+    public["setup_command_count"] = len(doc.get("setup_commands") or [])
+    return public
+
+
+def read_declarations(config_dir, listdir=None, read=None):
+    """The on-host declarations under ``config_dir`` (``<name>.json``, as worker_service writes them), public
+    (see ``public_declaration``), sorted by name; and one error line per file that cannot be read as one.
+    A missing directory is no workers, not an error."""
+    import os
+
+    listdir = listdir or os.listdir
+    read = read or (lambda path: open(path, encoding="utf-8").read())
+    try:
+        names = sorted(n for n in listdir(config_dir) if n.endswith(".json"))
+    except FileNotFoundError:
+        return [], []
+    workers, errors = [], []
+    for filename in names:
+        path = "%s/%s" % (config_dir, filename)
+        try:
+            doc = json.loads(read(path))
+        except (OSError, ValueError) as exc:
+            errors.append("%s: cannot read it as a declaration: %s" % (path, exc))
+            continue
+        if not isinstance(doc, dict) or doc.get("name") != filename[:-len(".json")] or not doc.get("image"):
+            errors.append("%s: not a worker declaration (needs name = file name, and image)" % path)
+            continue
+        if doc.get("state", "present") != "present":
+            continue
+        workers.append(public_declaration(doc))
+    return workers, errors
 
 
 def parse_systemd_version(text):

@@ -330,7 +330,8 @@ def test_every_cause_has_a_known_remediation_and_a_recommendation():
     ([{"cause": "oom_killed", "at": DEATH - 600}], 0, 2, False),
     ([{"cause": "oom_killed", "at": DEATH - 600}, {"cause": "gpu_oom", "at": "2024-03-05T14:00:00Z"}], 0, 3, True),
     ([{"cause": "oom_killed", "at": DEATH - 4000}, {"cause": "oom_killed", "at": DEATH - 3700}], 0, 1, False),
-    ([{"cause": "sigterm", "at": DEATH - 60}, {"cause": "segfault", "at": DEATH - 30}], 0, 1, False),
+    ([{"cause": "sigterm", "at": DEATH - 60}, {"cause": "segfault", "at": DEATH - 30}], 0, 3, True),  # any cause
+    ([{"cause": "running", "at": DEATH - 60}], 0, 1, False),
     ([{"cause": "oom_killed", "at": DEATH + 600}], 0, 1, False),  # after this death: not counted
     ([{"cause": "oom_killed", "at": DEATH, "container_id": OOM_CONTAINER}], 0, 1, False),  # this very death
     ([{"cause": "oom_killed"}], 0, 1, False),  # no time: not counted
@@ -341,9 +342,18 @@ def test_assess_repeat(history, kernel_kills, count, repeated):
     assert repeat == {"count": count, "window_s": 3600, "threshold": 3, "repeated": repeated}
 
 
-def test_assess_repeat_only_counts_oom_causes():
+def test_assess_repeat_counts_deaths_of_any_cause():
+    # A crash loop that is not an OOM is flagged too: alert -> recover -> alert must not loop for ever.
+    history = [{"cause": "sigkill", "at": DEATH - 120}, {"cause": "unknown", "at": DEATH - 60}]
+    assert diag.assess_repeat("segfault", DEATH, history, 3600, 3)["repeated"] is True
+    result = diag.diagnose(observation(139, state=exited(139)), history=history, at=DEATH)
+    assert result["remediation"] == "report_only"
+    assert result["recommendation"].startswith("3 deaths within 3600 s (threshold 3), this one segfault")
+
+
+def test_a_running_worker_has_no_repeat():
     history = [{"cause": "oom_killed", "at": DEATH - 60}] * 5
-    assert diag.assess_repeat("sigkill", DEATH, history, 3600, 3)["count"] == 0
+    assert diag.assess_repeat("running", DEATH, history, 3600, 3)["count"] == 0
 
 
 def test_repeated_oom_turns_remediation_into_report_only():
@@ -352,7 +362,7 @@ def test_repeated_oom_turns_remediation_into_report_only():
     assert result["cause"] == "oom_killed"
     assert result["remediation"] == "report_only"
     assert result["repeat"]["repeated"] is True
-    assert result["recommendation"].startswith("3 OOM deaths within 3600 s (threshold 3)")
+    assert result["recommendation"].startswith("3 deaths within 3600 s (threshold 3), this one oom_killed")
 
 
 def test_select_oom_events_marks_near_and_counts_kills():
