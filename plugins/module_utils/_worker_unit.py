@@ -182,9 +182,10 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
                               % (where, key))
             elif not isinstance(env[key], (str, int, float, bool)):
                 errors.append("%s: env %s must be a string or a number" % (where, key))
-            elif "\n" in str(env[key]) or "\x00" in str(env[key]):
+            elif any(c in str(env[key]) for c in "\n\r\x00"):
                 # The value itself is never printed: it may be a secret.
-                errors.append("%s: env %s holds a newline or NUL, which an env file cannot carry" % (where, key))
+                errors.append("%s: env %s holds a newline, carriage return or NUL, which an env file cannot carry "
+                              "(docker strips a trailing \\r, so the worker would restart on every run)" % (where, key))
     errors += _list_errors("%s: volumes" % where, worker.get("volumes", []),
                            lambda v: (isinstance(v, str) and len(v.split(":")) in (2, 3)
                                       and v.split(":")[1].startswith("/")),

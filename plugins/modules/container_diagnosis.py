@@ -238,7 +238,8 @@ class ContainerDiagnosis:
             image_present = self.image_present(params["image"])
         log_tail, log_error = self.read_logs() if container else ([], None)
         if not params["include_sensitive"]:
-            log_tail = [diag.redact_text(line) for line in log_tail]
+            secrets = diag.env_secrets(((container or {}).get("Config") or {}).get("Env"))
+            log_tail = [diag.redact_secrets(line, secrets) for line in log_tail]
         log_text = [diag.strip_docker_timestamp(line)[1] for line in log_tail]
 
         running = diag.is_running(state)

@@ -1,6 +1,8 @@
 """Unit tests for plugins/module_utils/_diagnosis.py: exit codes, GPU OOM patterns, redaction, classification."""
 
+import base64
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -136,20 +138,48 @@ def test_redact_text(text, expected):
     assert diag.redact_text(text) == expected
 
 
-def test_redact_env_masks_secret_keys_and_secret_values():
+def test_redact_env_masks_every_value_but_the_public_ones():
     env = diag.redact_env(inspect("inspect-oom-killed.json")["Config"]["Env"])
     assert env["HF_TOKEN"] == diag.REDACTED
     assert env["WANDB_API_KEY"] == diag.REDACTED
     assert env["METRICS_DSN"] == diag.REDACTED
-    assert env["RAY_ADDRESS"] == "10.130.0.115:6379"
-    assert env["MARIN_PREFIX"] == "gs://fleet-training-data"
-    assert env["AUTOSCALER_HEARTBEAT_TIMEOUT_S"] == "600"
+    # Any value may be a secret: a key name says nothing.
+    assert env["RAY_ADDRESS"] == diag.REDACTED
+    assert env["MARIN_PREFIX"] == diag.REDACTED
+    assert env["PATH"].startswith("/")
     assert len(env) == 11
 
 
-def test_redact_env_masks_secret_values_under_innocent_keys():
-    env = diag.redact_env(["DB=postgresql://u:pw@db:5432/x", "NOTE=hf_QmVyeVNlY3JldFRva2VuRm9yVGVzdHM", "EMPTY="])
-    assert env == {"DB": "postgresql://u:<redacted>@db:5432/x", "NOTE": "<redacted>", "EMPTY": ""}
+def test_redact_env_masks_values_under_innocent_keys_and_setup_commands():
+    setup = base64.b64encode(b"echo hf_QmVyeVNlY3JldFRva2VuRm9yVGVzdHM > /tmp/t").decode()
+    env = diag.redact_env(["DB=postgresql://u:pw@db:5432/x", "NOTE=plain words", "EMPTY=",
+                           "FLEETWARDEN_SETUP_0=" + setup, "FLEETWARDEN_SETUP_COUNT=1"])
+    assert env == {"DB": "<redacted>", "NOTE": "<redacted>", "EMPTY": "", "FLEETWARDEN_SETUP_0": "<redacted>",
+                   "FLEETWARDEN_SETUP_COUNT": "1"}
+
+
+SECRET_SETUP = "curl -H 'X-Api: s3cretValue42' https://internal/bootstrap | sh"
+
+
+@pytest.mark.parametrize("encode", [
+    lambda s: s,
+    lambda s: base64.b64encode(s.encode()).decode(),
+    lambda s: base64.b64encode(b"x" + s.encode()).decode(),  # inside a longer stream, another alignment
+    lambda s: base64.b64encode(b"xy" + s.encode() + b"tail").decode(),
+    lambda s: base64.urlsafe_b64encode(s.encode()).decode(),
+    lambda s: s.encode().hex(),
+    lambda s: urllib.parse.quote(s, safe=""),
+], ids=["plain", "base64", "base64-offset-1", "base64-offset-2", "urlsafe", "hex", "percent"])
+def test_secrets_of_the_env_are_redacted_from_text_in_any_encoding(encode):
+    env = ["HF_TOKEN=plainTokenValue77", "RAY_ADDRESS=10.1.2.3:6379",
+           "FLEETWARDEN_SETUP_0=" + base64.b64encode(SECRET_SETUP.encode()).decode(), "PATH=/usr/bin"]
+    secrets = diag.env_secrets(env)
+    assert SECRET_SETUP in secrets and "plainTokenValue77" in secrets and "/usr/bin" not in secrets
+    for secret in ("plainTokenValue77", SECRET_SETUP):
+        line = "worker said: " + encode(secret) + " and more"
+        redacted = diag.redact_secrets(line, secrets)
+        assert encode(secret) not in redacted and diag.REDACTED in redacted
+        assert redacted.startswith("worker said: ")
 
 
 def test_redact_env_include_sensitive_returns_values():
