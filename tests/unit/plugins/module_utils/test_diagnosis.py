@@ -158,7 +158,7 @@ def test_redact_env_masks_values_under_innocent_keys_and_setup_commands():
                    "FLEETWARDEN_SETUP_COUNT": "1"}
 
 
-SECRET_SETUP = "curl -H 'X-Api: s3cretValue42' https://internal/bootstrap | sh"
+SECRET_SETUP = "curl -H 'X-Api: s3cretValue42' https://internal/bootstrap | sh"  # noqa: S105 - fake, must be redacted
 
 
 @pytest.mark.parametrize("encode", [
