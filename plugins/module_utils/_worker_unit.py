@@ -400,8 +400,10 @@ def worker_unit_text(decl, systemd_version, paths=None, devices=()):
              # Wants, not Requires: restarting dockerd (live-restore) must not stop the worker.
              "Wants=docker.service network-online.target", "After=docker.service network-online.target"]
     for mount in decl["gcsfuse_mounts"]:
-        # BindsTo: the worker stops with its mount, and restarts when the mount is restarted.
-        lines += ["BindsTo=%s" % mount["unit"], "After=%s" % mount["unit"]]
+        # Requires, not BindsTo (roles/gcsfuse/README.md): the worker restarts whenever its mount's service
+        # restarts, after a crash of the mount process too, so the new container bind-mounts the new mount.
+        # With BindsTo (systemd 252) a crash stops the worker and the mount's automatic restart leaves it down.
+        lines += ["Requires=%s" % mount["unit"], "After=%s" % mount["unit"]]
     if probe:
         lines.append("Wants=%s" % units["probe"])
     # One start plus max_per_hour restarts per hour; the next failure leaves the unit failed and fires the alert.

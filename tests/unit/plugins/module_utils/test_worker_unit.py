@@ -122,11 +122,13 @@ def test_profiles_add_runtime_privileges_devices_and_their_env():
     assert not wu.normalize(worker(accelerator="tpu", host_network=False), profiles=PROFILES)["host_network"]
 
 
-def test_gcsfuse_mounts_bind_into_the_container_and_bind_the_unit_to_the_mount():
+def test_gcsfuse_mounts_bind_into_the_container_and_the_unit_requires_the_mount():
     unit = rendered(gcsfuse_mounts=[{"mountpoint": "/mnt/gcs data", "container_path": "/data", "read_only": True}])
     create = unquote_like_systemd(exec_lines(unit, "ExecStartPre")[-1])
     assert create[create.index("--mount") + 1] == "type=bind,source=/mnt/gcs data,target=/data,readonly"
-    assert "BindsTo=fleetwarden-gcsfuse-mnt-gcs\\x20data.service" in unit
+    # Requires=, never BindsTo= (roles/gcsfuse/README.md): a crashed mount must bring the worker back.
+    assert "Requires=fleetwarden-gcsfuse-mnt-gcs\\x20data.service" in unit
+    assert "BindsTo=fleetwarden-gcsfuse" not in unit
     assert "After=fleetwarden-gcsfuse-mnt-gcs\\x20data.service" in unit
 
 
