@@ -22,6 +22,7 @@ from tests.integration.conftest import cannot_run
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory" / "lab" / "hosts.yml"
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+SITE = REPO / "site.yml"
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
 # Asks the GCS (inside the head's container) for every node: its address, state and registration time.

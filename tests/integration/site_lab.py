@@ -144,3 +144,44 @@ def changes(before: dict[str, dict], after: dict[str, dict], allowed: dict[str, 
 
 def recap_of(run, host: ray_lab.LabHost) -> dict[str, int]:
     return ray_lab.recap(run.stdout).get(host.name, {})
+
+
+# --- faults (shared by tests/integration/test_site_drill.py and benchmarks/recovery_drill.py) -------------------
+EXHAUSTED = {
+    # fault file, how the first death is caused, the cause recover.yml must name from the dead container
+    "sigkill": ("kill", "kill -KILL $(docker inspect --format '{{{{.State.Pid}}}}' {name})", "sigkill"),
+    "oom": ("oom", "docker kill --signal USR1 {name}", "oom_killed"),
+    "exit_139": ("segv", "docker kill --signal USR2 {name}", "segfault"),
+}
+
+
+def exhaust(lab: SiteLab, host: ray_lab.LabHost, fault: str, first_death: str, timeout: float = 120):
+    """Makes the drill worker die at every start until systemd gives up (start-limit-hit)."""
+    lab.sh(host, f"mkdir -p {DRILL_FAULT.rsplit('/', 1)[0]} && echo {fault} > {DRILL_FAULT}")
+    lab.sh(host, first_death.format(name=DRILL), check=False)
+    ray_lab.wait_until(lambda: ray_lab.unit(host, unit_of(DRILL)).get("ActiveState") == "failed", timeout,
+                       interval=1, what=f"{unit_of(DRILL)} failed once its restarts ran out")
+
+
+def kill_mount_process(lab: SiteLab, host: ray_lab.LabHost) -> str:
+    """kill -9 of the gcsfuse (stand-in) process of the lab's mount; returns its PID."""
+    pid = ray_lab.unit(host, MOUNT_UNIT).get("ExecMainPID")
+    if not pid or pid == "0":
+        raise AssertionError(f"{host.name}: {MOUNT_UNIT} runs no process")
+    lab.sh(host, f"kill -KILL {pid}")
+    return pid
+
+
+def ray_worker_back(lab: SiteLab, host: ray_lab.LabHost, old_container: dict, old_node: dict,
+                    mount: bool = False) -> bool:
+    """A new Ray worker container runs, the head has a new node of it ALIVE, and (mount) the lab's bucket is
+    visible inside it."""
+    info = ray_lab.container(host, RAY_WORKER)
+    if not info or not info["running"] or info["id"] == old_container["id"]:
+        return False
+    if mount:
+        seen = ray_lab.host_run(host, "docker", "exec", RAY_WORKER, "cat", "/data/README", timeout=20)
+        if seen.returncode != 0 or "lab-data" not in seen.stdout:
+            return False
+    node = lab.alive().get(host.address)
+    return bool(node and node["id"] != old_node["id"])

@@ -28,6 +28,7 @@ from .site_lab import (
     DRILL,
     DRILL_FAULT,
     DRILL_SECRET,
+    EXHAUSTED,
     INCIDENTS,
     MOUNT_UNIT,
     RAY_HEAD,
@@ -36,6 +37,9 @@ from .site_lab import (
     SITE,
     SiteLab,
     changes,
+    exhaust,
+    kill_mount_process,
+    ray_worker_back,
     recap_of,
     unit_of,
 )
@@ -107,22 +111,6 @@ def test_a_stopped_ray_worker_unit_is_healed(lab):
 
 
 # --- faults on the drill worker, with systemd's restarts run out --------------------------------------------------
-EXHAUSTED = {
-    # fault file, how the first death is caused, the cause recover.yml must name from the dead container
-    "sigkill": ("kill", "kill -KILL $(docker inspect --format '{{{{.State.Pid}}}}' {name})", "sigkill"),
-    "oom": ("oom", "docker kill --signal USR1 {name}", "oom_killed"),
-    "exit_139": ("segv", "docker kill --signal USR2 {name}", "segfault"),
-}
-
-
-def exhaust(lab: SiteLab, host, fault: str, first_death: str):
-    """Makes the drill worker die at every start until systemd gives up (start-limit-hit)."""
-    lab.sh(host, f"mkdir -p {DRILL_FAULT.rsplit('/', 1)[0]} && echo {fault} > {DRILL_FAULT}")
-    lab.sh(host, first_death.format(name=DRILL), check=False)
-    ray_lab.wait_until(lambda: ray_lab.unit(host, unit_of(DRILL)).get("ActiveState") == "failed", 120,
-                       interval=1, what=f"{unit_of(DRILL)} failed once its restarts ran out")
-
-
 @pytest.mark.parametrize("fault", sorted(EXHAUSTED))
 def test_a_fault_that_exhausted_the_restarts_is_diagnosed_and_healed(lab, fault):
     host = lab.worker
@@ -201,13 +189,8 @@ def test_a_killed_ray_worker_container_is_back_by_systemd_and_alive_in_the_head(
     lab.wait_calm()
     old_container, old_node = ray_lab.container(host, RAY_WORKER), lab.alive()[host.address]
     lab.sh(host, f"docker kill {RAY_WORKER}")
-
-    def back():
-        info = ray_lab.container(host, RAY_WORKER)
-        node = lab.alive().get(host.address)
-        fresh = info and info["running"] and info["id"] != old_container["id"]
-        return fresh and node and node["id"] != old_node["id"]
-    ray_lab.wait_until(back, 120, interval=1, what="a new Ray worker container ALIVE in the head")
+    ray_lab.wait_until(lambda: ray_worker_back(lab, host, old_container, old_node), 120, interval=1,
+                       what="a new Ray worker container ALIVE in the head")
     run, report, _ = lab.recover(host)
     assert run.returncode == 0 and recap_of(run, host).get("changed") == 0, run.stdout[-3000:]
     assert all(e["cause"] == "running" for e in report["workers"])
@@ -217,18 +200,10 @@ def test_a_killed_mount_process_brings_the_ray_worker_back_with_the_new_mount(la
     # The issue's case: kill -9 of the mount process left the worker that used it inactive (BindsTo=).
     host = lab.worker
     lab.wait_calm()
-    old = ray_lab.container(host, RAY_WORKER)
-    pid = ray_lab.unit(host, MOUNT_UNIT).get("ExecMainPID")
-    assert pid and pid != "0", f"{MOUNT_UNIT} runs no process"
-    lab.sh(host, f"kill -KILL {pid}")
-
-    def back():
-        info = ray_lab.container(host, RAY_WORKER)
-        if not info or not info["running"] or info["id"] == old["id"]:
-            return None
-        seen = ray_lab.host_run(host, "docker", "exec", RAY_WORKER, "cat", "/data/README", timeout=20)
-        return seen.returncode == 0 and "lab-data" in seen.stdout and host.address in lab.alive()
-    ray_lab.wait_until(back, 120, interval=0.5, what="the Ray worker back, the new mount visible inside it")
+    old_container, old_node = ray_lab.container(host, RAY_WORKER), lab.alive()[host.address]
+    pid = kill_mount_process(lab, host)
+    ray_lab.wait_until(lambda: ray_worker_back(lab, host, old_container, old_node, mount=True), 120, interval=0.5,
+                       what="the Ray worker back and ALIVE, the new mount visible inside it")
     assert ray_lab.unit(host, MOUNT_UNIT).get("ExecMainPID") != pid
     run, report, _ = lab.recover(host)
     assert run.returncode == 0 and recap_of(run, host).get("changed") == 0, run.stdout[-3000:]

@@ -15,7 +15,9 @@ from . import ray_lab
 
 pytestmark = pytest.mark.lab
 
-HOST = "lab-worker-1"  # in the gpu group, not in tpu
+# The first worker host in the gpu group and not in tpu, from the lab inventory (never a literal name).
+HOST = next((h.name for h in sorted(ray_lab.read_inventory().values(), key=lambda h: h.name)
+             if "gpu" in h.groups and "tpu" not in h.groups and "workers" in h.groups), "no-gpu-worker-in-the-lab")
 IMAGE = "fleetwarden/ray-worker:latest"
 SECRET = "hf_integrationSecret42"  # noqa: S105 - a fake token, to prove it never leaks
 SEED_GCLOUD = ('mkdir -p /home/ray/.ssh && gcloud compute project-info describe '
@@ -43,6 +45,8 @@ def heartbeat_worker(name, **overrides):
 def host():
     hosts = ray_lab.require_lab()
     ray_lab.ensure_worker_image(hosts)
+    if HOST not in hosts:
+        pytest.fail(f"the lab has no worker host in group gpu outside tpu: {sorted(hosts)}")
     host = hosts[HOST]
     yield host
     ray_lab.ansible_playbook(ray_lab.PLAYBOOKS / "worker_service.yml", extra_vars={
