@@ -170,6 +170,20 @@ def require_lab() -> dict[str, LabHost]:
     return hosts
 
 
+_SITE_RUNS: list[subprocess.CompletedProcess] = []
+
+
+def require_site() -> subprocess.CompletedProcess:
+    """site.yml applied to the running lab, once per test session (as `make lab` does; on a lab `make lab` left,
+    it changes nothing). Returns that run; fails the test when it fails."""
+    if not _SITE_RUNS:
+        run = ansible_playbook(SITE)
+        if run.returncode != 0:
+            raise AssertionError(f"site.yml failed on the lab (rc {run.returncode}):\n{run.stdout[-5000:]}")
+        _SITE_RUNS.append(run)
+    return _SITE_RUNS[0]
+
+
 def ensure_worker_image(hosts: dict[str, LabHost]) -> str:
     """The lab's Ray image, built if its digest is new and loaded into every lab host that lacks it."""
     from fleetwarden.lab.worker_image import WORKER_IMAGE, build_worker_image, load_into_lab

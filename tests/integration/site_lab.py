@@ -28,10 +28,17 @@ DRILL = "drill"
 DRILL_FAULT = "/var/lib/fleetwarden-drill/fault"
 DRILL_SECRET = "drill-fake-secret-0123456789"  # noqa: S105 - the fake token inventory/lab gives the drill worker
 RAY_HEAD, RAY_WORKER = ray_lab.HEAD_CONTAINER, ray_lab.WORKER_CONTAINER
+WATCHDOG = "fleetwarden-gcsfuse-watchdog."
 
 
 def unit_of(worker: str) -> str:
     return f"fleetwarden-worker-{worker}.service"
+
+
+def units_of(worker: str) -> set[str]:
+    """A worker's container and units: worker, probe, and the alert its OnFailure= fires."""
+    return {worker, unit_of(worker), f"fleetwarden-probe-{worker}.service",
+            f"fleetwarden-alert@{unit_of(worker)}.service"}
 
 
 class SiteLab:
@@ -109,7 +116,8 @@ class SiteLab:
         units = {}
         for block in show.strip().split("\n\n"):
             props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-            if props.get("Id"):
+            # The gcsfuse watchdog is a timer's oneshot: it runs every 30 s whatever happens.
+            if props.get("Id") and not props["Id"].startswith(WATCHDOG):
                 units[props["Id"]] = (props.get("InvocationID"), props.get("ActiveState"))
         return {"containers": containers, "units": units, "checksums": self.checksums(host)}
 

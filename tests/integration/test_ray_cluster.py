@@ -46,9 +46,7 @@ def cluster():
     for host in hosts.values():
         ray_lab.host_run(host, "systemctl", "reset-failed", "fleetwarden-worker-ray-head.service",
                          "fleetwarden-worker-ray-worker.service")
-    result = ray_lab.ansible_playbook(ray_lab.SITE, "--tags", "ray")
-    assert result.returncode == 0, result.stdout[-4000:]
-    cluster.deploy_output = result.stdout
+    cluster.deploy_output = ray_lab.require_site().stdout
     cluster.wait_whole()
     return cluster
 
