@@ -164,7 +164,7 @@ EXHAUSTED = {
 
 
 def exhaust(lab: SiteLab, host: ray_lab.LabHost, fault: str, first_death: str, timeout: float = 120):
-    """Makes the drill worker die at every start until systemd gives up (start-limit-hit)."""
+    """Makes the drill worker die at every start until systemd gives up (the unit stays failed)."""
     lab.sh(host, f"mkdir -p {DRILL_FAULT.rsplit('/', 1)[0]} && echo {fault} > {DRILL_FAULT}")
     lab.sh(host, first_death.format(name=DRILL), check=False)
     ray_lab.wait_until(lambda: ray_lab.unit(host, unit_of(DRILL)).get("ActiveState") == "failed", timeout,
