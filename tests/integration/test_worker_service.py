@@ -173,8 +173,9 @@ def test_the_worker_follows_its_gcsfuse_mount(host):
     deployed(heartbeat_worker("fwt-mount", gcsfuse_mounts=[{"mountpoint": "/mnt/fwtest", "container_path": "/data"}]))
     first = running(host, "fwt-mount")
     unit = ray_lab.host_run(host, "systemctl", "show", "fleetwarden-worker-fwt-mount.service",
-                            "--property=After,BindsTo", check=True).stdout
-    assert "fleetwarden-gcsfuse-mnt-fwtest.service" in unit.split("BindsTo=")[1]
+                            "--property=After,Requires,BindsTo", check=True).stdout
+    assert "fleetwarden-gcsfuse-mnt-fwtest.service" in unit.split("Requires=")[1].splitlines()[0]
+    assert "fleetwarden-gcsfuse" not in unit.split("BindsTo=")[1].splitlines()[0]
     generation = ray_lab.host_run(host, "docker", "exec", "fwt-mount", "cat", "/data/generation", check=True).stdout
     assert generation == ray_lab.host_run(host, "cat", "/mnt/fwtest/generation").stdout
     ray_lab.host_run(host, "systemctl", "restart", "fleetwarden-gcsfuse-mnt-fwtest.service", check=True)
