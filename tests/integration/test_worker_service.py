@@ -174,8 +174,9 @@ def test_the_worker_follows_its_gcsfuse_mount(host):
     first = running(host, "fwt-mount")
     unit = ray_lab.host_run(host, "systemctl", "show", "fleetwarden-worker-fwt-mount.service",
                             "--property=After,Requires,BindsTo", check=True).stdout
-    assert "fleetwarden-gcsfuse-mnt-fwtest.service" in unit.split("Requires=")[1].splitlines()[0]
-    assert "fleetwarden-gcsfuse" not in unit.split("BindsTo=")[1].splitlines()[0]
+    props = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line)
+    assert "fleetwarden-gcsfuse-mnt-fwtest.service" in props.get("Requires", "")
+    assert "fleetwarden-gcsfuse" not in props.get("BindsTo", "")
     generation = ray_lab.host_run(host, "docker", "exec", "fwt-mount", "cat", "/data/generation", check=True).stdout
     assert generation == ray_lab.host_run(host, "cat", "/mnt/fwtest/generation").stdout
     ray_lab.host_run(host, "systemctl", "restart", "fleetwarden-gcsfuse-mnt-fwtest.service", check=True)
