@@ -4,7 +4,7 @@
 lab:
 	bash scripts/install-engine.sh
 	bash scripts/setup-venv.sh
-	.venv/bin/fleetwarden lab up
+	.venv/bin/fleetwarden lab up --hosts 3
 	.venv/bin/ansible-playbook site.yml
 	.venv/bin/fleetwarden lab status
 

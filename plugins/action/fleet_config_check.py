@@ -5,6 +5,8 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._fleet_schema import (
+    DERIVED,
+    WORKER_VARS,
     load_schema,
     validate_fleet,
 )
@@ -25,13 +27,14 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"cannot read the fleet schema: {exc}") from exc
         # Only the variables the schema speaks of are templated, so unrelated
         # undefined variables elsewhere do not matter here.
-        wanted = [key for key in schema.get("properties", {}) if key != "group_names"]
+        wanted = [key for key in schema.get("properties", {}) if key not in DERIVED] + list(WORKER_VARS)
         hostvars = task_vars["hostvars"]
         hosts = {}
         for name in names:
             vars_ = hostvars[name]
             hosts[name] = ({key: vars_[key] for key in wanted if key in vars_}, list(vars_.get("group_names", [])))
-        problems = validate_fleet(schema, hosts)
+        groups = {g: list(h) for g, h in (task_vars.get("groups") or {}).items() if g not in ("all", "ungrouped")}
+        problems = validate_fleet(schema, hosts, groups)
         result.update(changed=False, checked=len(hosts), problems=problems)
         if problems:
             lines = [f"{host}: {problem}" for host, items in problems.items() for problem in items]

@@ -9,7 +9,8 @@
   recommendation), one line per worker.
 - ``fleetwarden.fleet.worker_mount_points``: a worker's ``gcsfuse_mounts`` (dicts or paths) -> mount points.
 - ``fleetwarden.fleet.recovery_histories``: slurp of the host's history.json -> {worker: [records]}.
-- ``fleetwarden.fleet.recovery_verdicts``: probe and Ray-head results -> {worker: healthy}.
+- ``fleetwarden.fleet.recovery_verdicts``: settle-window and Ray-head results -> {worker: healthy}.
+- ``fleetwarden.fleet.recovery_settle_details``: the settle-window results -> {worker: verdict}.
 
 Secrets: the evidence is redacted by container_diagnosis and by the role's incident_evidence module; these
 filters only reshape it.
@@ -87,14 +88,15 @@ def recovery_worker_entry(diagnosis, worker, action=None, healthy=None, incident
 
 def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path, generated_at, recovered=False,
                          healthy=None, incident_dirs=None, seconds=None, node=None, gpu=None,
-                         include_sensitive=False, recreated=None):
+                         include_sensitive=False, recreated=None, verification=None):
     """The per-host report document from container_diagnosis's looped results (each with `item`, the worker).
 
     `recovered`: recover.yml acted on the faulty workers (diagnose.yml does not); `recreated`: the workers it
     recreated (None: every faulty one but report_only); `healthy` and `incident_dirs` map worker names to the
-    verification result and the evidence directory.
+    verification result and the evidence directory; `verification` maps them to the settle-window verdict.
     """
     healthy = healthy or {}
+    verification = verification or {}
     incident_dirs = incident_dirs or {}
     entries = []
     for result in diagnosis_results or []:
@@ -108,6 +110,10 @@ def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path,
             result, worker, action=action,
             healthy=healthy.get(name, None if faulty else True),
             incident_dir=incident_dirs.get(name), seconds=seconds if recovered and faulty else None))
+        entries[-1]["verification"] = verification.get(name)
+        if isinstance(verification.get(name), dict) and verification[name].get("healthy") is False:
+            entries[-1]["recommendation"] = ("Still failing after recovery, needs a person: %s. %s"
+                                             % (verification[name].get("reason"), entries[-1]["recommendation"]))
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "host",
@@ -196,6 +202,23 @@ def recovery_verdicts(probe_results, ray_nodes=None, ray_workers=None, node_ip=N
     return verdicts
 
 
+def recovery_settle_details(settle_results):
+    """{worker: verdict} from the looped `fleetwarden-worker settle` results (one JSON line each)."""
+    details = {}
+    for result in settle_results or []:
+        name = (result.get("item") or {}).get("name")
+        lines = (result.get("stdout") or "").strip().splitlines()
+        try:
+            verdict = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            verdict = None
+        if not isinstance(verdict, dict) or "healthy" not in verdict:
+            message = (result.get("stderr") or result.get("msg") or "no verdict").strip().splitlines()[-1:] or [""]
+            verdict = {"healthy": False, "reason": "the settle check gave no verdict: %s" % message[0][:300]}
+        details[name] = verdict
+    return details
+
+
 def _wrap(func):
     def filter_func(*args, **kwargs):
         try:
@@ -211,5 +234,5 @@ def _wrap(func):
 class FilterModule(object):
     def filters(self):
         return {func.__name__: _wrap(func) for func in (
-            worker_mount_points, recovery_histories, recovery_worker_entry, recovery_verdicts,
+            worker_mount_points, recovery_histories, recovery_worker_entry, recovery_verdicts, recovery_settle_details,
             recovery_host_report, recovery_fleet_report, recovery_summary)}

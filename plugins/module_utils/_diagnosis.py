@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import json
 import re
 
@@ -168,18 +169,76 @@ def redact_text(text):
         lambda m: m.group(1) + m.group(2) + REDACTED if is_sensitive_key(m.group(1)) else m.group(0), text)
 
 
+# Env values that are never secret and help a person read the evidence; every other value is redacted.
+PUBLIC_ENV_KEYS = ("PATH", "HOME", "HOSTNAME", "LANG", "LANGUAGE", "LC_ALL", "TERM", "TZ", "container",
+                   "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "FLEETWARDEN_WORKER",
+                   "FLEETWARDEN_SETUP_COUNT", "FLEETWARDEN_SETUP_CONTINUE_ON_ERROR")
+_SETUP_KEY = re.compile(r"^FLEETWARDEN_SETUP_[0-9]+$")
+# Shorter values are not searched for in free text (too many false hits); their env entry is still redacted.
+MIN_SECRET_LENGTH = 6
+
+
 def redact_env(env, include_sensitive=False):
-    """Config.Env (["KEY=value", ...]) as a dict, with secret values masked unless include_sensitive."""
+    """Config.Env (["KEY=value", ...]) as a dict; every value but PUBLIC_ENV_KEYS' is masked unless
+    include_sensitive (the setup commands, base64-encoded in FLEETWARDEN_SETUP_<n>, included)."""
     result = {}
     for item in env or []:
         key, _sep, value = item.partition("=")
-        if not include_sensitive:
-            if is_sensitive_key(key):
-                value = REDACTED
-            else:
-                value = redact_text(value)
+        if not include_sensitive and key not in PUBLIC_ENV_KEYS and value:
+            value = REDACTED
         result[key] = value
     return result
+
+
+def env_secrets(env):
+    """The secret strings of a container's Config.Env: every value but PUBLIC_ENV_KEYS', and each setup
+    command decoded from its base64 FLEETWARDEN_SETUP_<n> variable."""
+    secrets = set()
+    for item in env or []:
+        key, _sep, value = item.partition("=")
+        if key in PUBLIC_ENV_KEYS or not value:
+            continue
+        secrets.add(value)
+        if _SETUP_KEY.match(key):
+            try:
+                secrets.add(base64.b64decode(value, validate=True).decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                pass
+    return sorted(s for s in secrets if len(s) >= MIN_SECRET_LENGTH)
+
+
+def secret_encodings(secret):
+    """The forms a secret takes in text: itself, base64 (standard and URL-safe, at each of the three byte
+    alignments inside a longer encoded stream, so only the characters the secret alone decides), hex, and
+    percent-encoding."""
+    raw = secret.encode("utf-8")
+    forms = {secret, raw.hex(), raw.hex().upper(), _percent(raw)}
+    for pad in (0, 1, 2):
+        data = b"\0" * pad + raw
+        whole = len(data) // 3 * 4
+        skip = {0: 0, 1: 2, 2: 3}[pad]
+        for encoded in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
+            core = encoded.decode("ascii")[skip:whole]
+            if len(core) >= 8:
+                forms.add(core)
+        if pad == 0:
+            forms.add(base64.b64encode(raw).decode("ascii"))
+    return sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+
+
+def _percent(raw):
+    return "".join(chr(b) if chr(b).isalnum() or chr(b) in "-._~" else "%%%02X" % b for b in raw)
+
+
+def redact_secrets(text, secrets):
+    """Replace every known secret in text, in each of its encodings (secret_encodings), then redact_text."""
+    if not isinstance(text, str):
+        return text
+    for secret in secrets or ():
+        for form in secret_encodings(secret):
+            if form in text:
+                text = text.replace(form, REDACTED)
+    return redact_text(text)
 
 
 def parse_docker_info(rc, stdout, stderr):
@@ -391,26 +450,28 @@ def _classify_death(observation, add_finding):
 
 
 def assess_repeat(cause, at, history, window_s, threshold, container_id=None, kernel_kills=0):
-    """Count OOM deaths of this worker within window_s before `at`.
+    """Count this worker's deaths, of any cause, within window_s before `at`.
 
-    history holds earlier `record`s ({cause, at, container_id}) kept by the caller; the current
-    death counts once, and a record of this same death (same container and time) is not counted
-    twice. kernel_kills (kernel OOM kills inside this container in the window) is a floor for the
-    count, for containers whose processes were OOM-killed before the one that ended it.
+    history holds earlier `record`s ({cause, at, container_id}) kept by the caller (one per death that
+    recover.yml saw); the current death counts once, and a record of this same death (same container and
+    time) is not counted twice. kernel_kills (kernel OOM kills inside this container in the window) is a
+    floor for the count of an OOM death, for containers whose processes were OOM-killed before the one that
+    ended it. A worker that is running has no death to count.
     """
     repeat = {"count": 0, "window_s": window_s, "threshold": threshold, "repeated": False}
-    if cause not in OOM_CAUSES:
+    if cause in ("running",) or cause not in CAUSES:
         return repeat
     count = 1
     for record in history or []:
         when = parse_history_time(record.get("at"))
-        if record.get("cause") not in OOM_CAUSES or when is None or at is None:
+        if record.get("cause") in (None, "running") or when is None or at is None:
             continue
         if record.get("container_id") == container_id and container_id and abs(when - at) < 1:
             continue  # this very death, recorded by an earlier run
         if at - window_s <= when <= at:
             count += 1
-    count = max(count, kernel_kills or 0)
+    if cause in OOM_CAUSES:
+        count = max(count, kernel_kills or 0)
     repeat["count"] = count
     repeat["repeated"] = count >= threshold
     return repeat
@@ -454,8 +515,9 @@ def recommend(cause, findings, observation, repeat):
     }
     text = texts[cause]
     if repeat.get("repeated"):
-        text = ("{0} OOM deaths within {1} s (threshold {2}): recreating again would loop; the report needs "
-                "a person. ".format(repeat["count"], repeat["window_s"], repeat["threshold"]) + text)
+        text = ("{0} deaths within {1} s (threshold {2}), this one {3}: recreating again would loop; the "
+                "worker needs a person. ".format(repeat["count"], repeat["window_s"], repeat["threshold"], cause)
+                + text)
     return text
 
 

@@ -182,9 +182,10 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
                               % (where, key))
             elif not isinstance(env[key], (str, int, float, bool)):
                 errors.append("%s: env %s must be a string or a number" % (where, key))
-            elif "\n" in str(env[key]) or "\x00" in str(env[key]):
+            elif any(c in str(env[key]) for c in "\n\r\x00"):
                 # The value itself is never printed: it may be a secret.
-                errors.append("%s: env %s holds a newline or NUL, which an env file cannot carry" % (where, key))
+                errors.append("%s: env %s holds a newline, carriage return or NUL, which an env file cannot carry "
+                              "(docker strips a trailing \\r, so the worker would restart on every run)" % (where, key))
     errors += _list_errors("%s: volumes" % where, worker.get("volumes", []),
                            lambda v: (isinstance(v, str) and len(v.split(":")) in (2, 3)
                                       and v.split(":")[1].startswith("/")),
@@ -256,6 +257,15 @@ def workers_errors(workers, groups=(), profiles=None, tpu_group="tpu"):
                 errors.append("accelerator profile %s: unknown key %s (known: %s)"
                               % (profile, ", ".join(sorted(unknown)), ", ".join(PROFILE_KEYS)))
     return errors
+
+
+def unpullable_errors(workers, missing_images, default_pull="missing", host="this host"):
+    """One line per present worker whose image is not on the host and whose pull policy forbids a pull."""
+    missing = set(missing_images or ())
+    return ["%s: worker %s needs image %s, which is not on the host, and its pull policy is never"
+            % (host, w.get("name"), w.get("image")) for w in workers or []
+            if isinstance(w, dict) and w.get("state", "present") == "present"
+            and w.get("pull", default_pull) == "never" and w.get("image") in missing]
 
 
 def _merge(base, override):
@@ -390,8 +400,10 @@ def worker_unit_text(decl, systemd_version, paths=None, devices=()):
              # Wants, not Requires: restarting dockerd (live-restore) must not stop the worker.
              "Wants=docker.service network-online.target", "After=docker.service network-online.target"]
     for mount in decl["gcsfuse_mounts"]:
-        # BindsTo: the worker stops with its mount, and restarts when the mount is restarted.
-        lines += ["BindsTo=%s" % mount["unit"], "After=%s" % mount["unit"]]
+        # Requires, not BindsTo (roles/gcsfuse/README.md): the worker restarts whenever its mount's service
+        # restarts, after a crash of the mount process too, so the new container bind-mounts the new mount.
+        # With BindsTo (systemd 252) a crash stops the worker and the mount's automatic restart leaves it down.
+        lines += ["Requires=%s" % mount["unit"], "After=%s" % mount["unit"]]
     if probe:
         lines.append("Wants=%s" % units["probe"])
     # One start plus max_per_hour restarts per hour; the next failure leaves the unit failed and fires the alert.
@@ -462,6 +474,44 @@ def declaration_document(decl, systemd_version, paths=None, devices=(), image_id
                 "docker_argv": docker_create_argv(decl, paths, devices), "systemd_version": systemd_version,
                 "digest": declaration_digest(decl)})
     return doc
+
+
+def public_declaration(doc):
+    """A declaration as recovery, reports and tools outside the host may see it: env values and setup commands
+    (which may hold secrets) are left out; their names and count stay (``env_names``, ``setup_command_count``)."""
+    public = dict((k, copy.deepcopy(v)) for k, v in doc.items() if k not in ("env", "setup_commands"))
+    public["env_names"] = sorted(doc.get("env") or {})
+    public["setup_command_count"] = len(doc.get("setup_commands") or [])
+    return public
+
+
+def read_declarations(config_dir, listdir=None, read=None):
+    """The on-host declarations under ``config_dir`` (``<name>.json``, as worker_service writes them), public
+    (see ``public_declaration``), sorted by name; and one error line per file that cannot be read as one.
+    A missing directory is no workers, not an error."""
+    import os
+
+    listdir = listdir or os.listdir
+    read = read or (lambda path: open(path, encoding="utf-8").read())
+    try:
+        names = sorted(n for n in listdir(config_dir) if n.endswith(".json"))
+    except FileNotFoundError:
+        return [], []
+    workers, errors = [], []
+    for filename in names:
+        path = "%s/%s" % (config_dir, filename)
+        try:
+            doc = json.loads(read(path))
+        except (OSError, ValueError) as exc:
+            errors.append("%s: cannot read it as a declaration: %s" % (path, exc))
+            continue
+        if not isinstance(doc, dict) or doc.get("name") != filename[:-len(".json")] or not doc.get("image"):
+            errors.append("%s: not a worker declaration (needs name = file name, and image)" % path)
+            continue
+        if doc.get("state", "present") != "present":
+            continue
+        workers.append(public_declaration(doc))
+    return workers, errors
 
 
 def parse_systemd_version(text):

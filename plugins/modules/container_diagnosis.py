@@ -73,15 +73,15 @@ options:
     type: int
     default: 300
   repeat_window_s:
-    description: Window, in seconds, in which OOM deaths are counted for RV(repeat).
+    description: Window, in seconds, in which deaths of any cause are counted for RV(repeat).
     type: int
     default: 3600
   repeat_threshold:
-    description: OOM deaths within O(repeat_window_s), this one included, that make the remediation V(report_only).
+    description: Deaths of any cause within O(repeat_window_s) (this one too) that make the remediation V(report_only).
     type: int
     default: 3
   history:
-    description: Earlier RV(record)s of this worker, kept by the caller (C(recover.yml)), to count repeated OOMs.
+    description: Earlier RV(record)s of this worker, kept by the caller (C(recover.yml)), to count repeated deaths.
     type: list
     elements: dict
     default: []
@@ -144,7 +144,7 @@ recommendation:
   returned: always
   type: str
 repeat:
-  description: OOM deaths counted in the window; C(repeated) turns the remediation into V(report_only).
+  description: Deaths of any cause counted in the window; C(repeated) turns the remediation into V(report_only).
   returned: always
   type: dict
   sample: {count: 1, window_s: 3600, threshold: 3, repeated: false}
@@ -238,7 +238,8 @@ class ContainerDiagnosis:
             image_present = self.image_present(params["image"])
         log_tail, log_error = self.read_logs() if container else ([], None)
         if not params["include_sensitive"]:
-            log_tail = [diag.redact_text(line) for line in log_tail]
+            secrets = diag.env_secrets(((container or {}).get("Config") or {}).get("Env"))
+            log_tail = [diag.redact_secrets(line, secrets) for line in log_tail]
         log_text = [diag.strip_docker_timestamp(line)[1] for line in log_tail]
 
         running = diag.is_running(state)

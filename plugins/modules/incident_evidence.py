@@ -10,9 +10,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import (
+    env_secrets,
     merge_docker_logs,
     redact_env,
-    redact_text,
+    redact_secrets,
 )
 
 DOCUMENTATION = r"""
@@ -86,14 +87,22 @@ removed: {description: Older incident directories removed by the retention limit
 history_count: {description: Records kept for this worker in the history file., returned: always, type: int}
 """
 
-def redact_inspect(inspect):
+def inspect_secrets(inspect):
+    """Every secret of the inspected containers' env (setup commands decoded), for redacting free text."""
+    secrets = set()
+    for item in inspect if isinstance(inspect, list) else []:
+        secrets.update(env_secrets((item.get("Config") or {}).get("Env")))
+    return sorted(secrets)
+
+
+def redact_inspect(inspect, secrets=()):
     for item in inspect if isinstance(inspect, list) else []:
         config = item.get("Config") or {}
         if isinstance(config.get("Env"), list):
             config["Env"] = [f"{key}={value}" for key, value in redact_env(config["Env"]).items()]
         for holder, key in ((item, "Args"), (config, "Cmd"), (config, "Entrypoint")):
             if isinstance(holder.get(key), list):
-                holder[key] = [redact_text(a) if isinstance(a, str) else a for a in holder[key]]
+                holder[key] = [redact_secrets(a, secrets) if isinstance(a, str) else a for a in holder[key]]
     return inspect
 
 
@@ -120,15 +129,20 @@ class IncidentEvidence:
     def collect(self):
         p = self.params
         sensitive = p["include_sensitive"]
-        self.files["diagnosis.json"] = json.dumps(p["diagnosis"], indent=2, sort_keys=True) + "\n"
+        secrets = []
         rc, out, _err = self.docker("inspect", p["name"])
         if rc == 0:
             inspect = json.loads(out)
-            self.files["inspect.json"] = json.dumps(inspect if sensitive else redact_inspect(inspect), indent=2) + "\n"
+            secrets = inspect_secrets(inspect)
+            self.files["inspect.json"] = json.dumps(inspect if sensitive else redact_inspect(inspect, secrets),
+                                                    indent=2) + "\n"
+        diagnosis = json.dumps(p["diagnosis"], indent=2, sort_keys=True)
+        self.files["diagnosis.json"] = (diagnosis if sensitive else redact_secrets(diagnosis, secrets)) + "\n"
         rc, out, err = self.docker("logs", "--timestamps", "--tail", str(p["log_lines"]), p["name"])
         if rc == 0:
             lines = merge_docker_logs(out, err, p["log_lines"])
-            self.files["logs.txt"] = "".join((line if sensitive else redact_text(line)) + "\n" for line in lines)
+            self.files["logs.txt"] = "".join((line if sensitive else redact_secrets(line, secrets)) + "\n"
+                                             for line in lines)
         rc, _out, _err = self.docker("info", "--format", "{{.ServerVersion}}")
         if rc != 0:
             journalctl = self.module.get_bin_path("journalctl")
@@ -136,7 +150,7 @@ class IncidentEvidence:
                 rc, out, _err = self.module.run_command([journalctl, "--unit", "docker.service", "--lines", "200",
                                                          "--no-pager"])
                 self.files["dockerd-journal.txt"] = out if sensitive else "\n".join(
-                    redact_text(line) for line in out.splitlines()) + "\n"
+                    redact_secrets(line, secrets) for line in out.splitlines()) + "\n"
 
     def changed_files(self):
         changed = []

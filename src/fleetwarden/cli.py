@@ -78,14 +78,10 @@ def run_lab(args) -> int:
     if args.lab_command == "up":
         plan_hosts(args.hosts, args.accelerators, prefix=args.name)  # bad input fails here, before anything changes
         lab = _lab(args)
-        image.build()
+        lab.ensure_images(worker=args.worker_image)  # builds (with progress) whichever image is missing
         states = lab.up(args.hosts, args.accelerators)
         if args.worker_image:
-            if worker_image.image_id(lab.docker, worker_image.WORKER_IMAGE):
-                worker_image.load_into_lab([s.container for s in states], docker=lab.docker)
-            else:
-                print(f"note: {worker_image.WORKER_IMAGE} is not built, so hosts have no worker image; "
-                      "`fleetwarden lab image` builds it")
+            worker_image.load_into_lab([s.container for s in states], docker=lab.docker)
         print(format_table(lab.status()))
         return 0
     if args.lab_command == "status":

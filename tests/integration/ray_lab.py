@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.integration.conftest import cannot_run
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory" / "lab" / "hosts.yml"
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+SITE = REPO / "site.yml"
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
 # Asks the GCS (inside the head's container) for every node: its address, state and registration time.
@@ -150,16 +152,36 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 
 # --- what the test modules' fixtures call -----------------------------------------------------------------------
 def require_lab() -> dict[str, LabHost]:
-    """The running 3-host lab (head plus two workers), or a pytest skip saying how to get one."""
+    """The running 3-host lab (head plus two workers). Otherwise a skip saying how to get one, or a failure
+    under FLEETWARDEN_REQUIRE_LAB=1: no lab, a partial lab and a host that is not running alike."""
     hosts = read_inventory()
-    if os.environ.get("FLEETWARDEN_REQUIRE_LAB") == "1" and not hosts:
-        pytest.fail("FLEETWARDEN_REQUIRE_LAB=1 but no lab runs: fleetwarden lab up --hosts 3")
+    if not hosts:
+        cannot_run("no lab runs (no inventory/lab/hosts.yml): make lab")
     if sum("head" in h.groups for h in hosts.values()) != 1 or sum("workers" in h.groups for h in hosts.values()) < 2:
-        pytest.skip("needs a running lab of a head and two workers: fleetwarden lab up --hosts 3")
+        cannot_run("needs a lab of a head and two workers, found "
+                   f"{', '.join(sorted(hosts)) or 'none'}: fleetwarden lab up --hosts 3")
     for host in hosts.values():
-        if host_run(host, "systemctl", "is-system-running", timeout=20).stdout.strip() not in ("running", "degraded"):
-            pytest.skip(f"lab host {host.name} is not running")
+        try:
+            state = host_run(host, "systemctl", "is-system-running", timeout=20).stdout.strip()
+        except subprocess.TimeoutExpired:
+            state = "no answer"
+        if state not in ("running", "degraded"):
+            cannot_run(f"lab host {host.name} is not running (systemd: {state or 'container not running'})")
     return hosts
+
+
+_SITE_RUNS: list[subprocess.CompletedProcess] = []
+
+
+def require_site() -> subprocess.CompletedProcess:
+    """site.yml applied to the running lab, once per test session (as `make lab` does; on a lab `make lab` left,
+    it changes nothing). Returns that run; fails the test when it fails."""
+    if not _SITE_RUNS:
+        run = ansible_playbook(SITE)
+        if run.returncode != 0:
+            raise AssertionError(f"site.yml failed on the lab (rc {run.returncode}):\n{run.stdout[-5000:]}")
+        _SITE_RUNS.append(run)
+    return _SITE_RUNS[0]
 
 
 def ensure_worker_image(hosts: dict[str, LabHost]) -> str:

@@ -15,7 +15,9 @@ from . import ray_lab
 
 pytestmark = pytest.mark.lab
 
-HOST = "lab-worker-1"  # in the gpu group, not in tpu
+# The first worker host in the gpu group and not in tpu, from the lab inventory (never a literal name).
+HOST = next((h.name for h in sorted(ray_lab.read_inventory().values(), key=lambda h: h.name)
+             if "gpu" in h.groups and "tpu" not in h.groups and "workers" in h.groups), "no-gpu-worker-in-the-lab")
 IMAGE = "fleetwarden/ray-worker:latest"
 SECRET = "hf_integrationSecret42"  # noqa: S105 - a fake token, to prove it never leaks
 SEED_GCLOUD = ('mkdir -p /home/ray/.ssh && gcloud compute project-info describe '
@@ -43,6 +45,8 @@ def heartbeat_worker(name, **overrides):
 def host():
     hosts = ray_lab.require_lab()
     ray_lab.ensure_worker_image(hosts)
+    if HOST not in hosts:
+        pytest.fail(f"the lab has no worker host in group gpu outside tpu: {sorted(hosts)}")
     host = hosts[HOST]
     yield host
     ray_lab.ansible_playbook(ray_lab.PLAYBOOKS / "worker_service.yml", extra_vars={
@@ -169,8 +173,10 @@ def test_the_worker_follows_its_gcsfuse_mount(host):
     deployed(heartbeat_worker("fwt-mount", gcsfuse_mounts=[{"mountpoint": "/mnt/fwtest", "container_path": "/data"}]))
     first = running(host, "fwt-mount")
     unit = ray_lab.host_run(host, "systemctl", "show", "fleetwarden-worker-fwt-mount.service",
-                            "--property=After,BindsTo", check=True).stdout
-    assert "fleetwarden-gcsfuse-mnt-fwtest.service" in unit.split("BindsTo=")[1]
+                            "--property=After,Requires,BindsTo", check=True).stdout
+    props = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line)
+    assert "fleetwarden-gcsfuse-mnt-fwtest.service" in props.get("Requires", "")
+    assert "fleetwarden-gcsfuse" not in props.get("BindsTo", "")
     generation = ray_lab.host_run(host, "docker", "exec", "fwt-mount", "cat", "/data/generation", check=True).stdout
     assert generation == ray_lab.host_run(host, "cat", "/mnt/fwtest/generation").stdout
     ray_lab.host_run(host, "systemctl", "restart", "fleetwarden-gcsfuse-mnt-fwtest.service", check=True)

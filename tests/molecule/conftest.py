@@ -1,1 +1,1 @@
-from tests.integration.conftest import pytest_collection_modifyitems  # noqa: F401 - same engine check
+from tests.integration.conftest import pytest_runtest_setup  # noqa: F401 - the same engine check: fail or skip

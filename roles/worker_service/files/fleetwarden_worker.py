@@ -8,6 +8,9 @@
                         raylet's gRPC health; K failures in a row kill the container (the unit restarts it).
   alert UNIT            the OnFailure= hook: the configured command and/or webhook, with the unit's
                         name and last exit status.
+  settle NAME           recovery's verdict: within a timeout the container runs and its probe passes, then
+                        for a settle window the probe keeps passing, the container stays the same one and
+                        its unit does not restart. Prints one JSON line; exit 0 when it settled.
   wait-for HOST:PORT    waits (with backoff) until a TCP port accepts, or a gRPC server says SERVING.
   ray-ready             the Ray head readiness gate: GCS answers, then every declared Serve application
                         RUNNING per the dashboard's REST API (or an HTTP health URL when that API is absent).
@@ -303,10 +306,65 @@ def probe(name, clock=time.monotonic, sleep=time.sleep, rounds=None):
     return 0
 
 
+# --- settle -----------------------------------------------------------------------------------------------------
+def _settle_round(config, name, unit):
+    """(ok, container id, restarts, reason) for one look at a worker."""
+    state = container_state(name)
+    props = unit_properties(unit)
+    restarts = props.get("NRestarts", "")
+    if props.get("ActiveState") != "active":
+        return False, None, restarts, f"{unit} is {props.get('ActiveState') or 'unknown'}"
+    if state is None:
+        return False, None, restarts, "dockerd does not answer"
+    if state == () or not state[1]:
+        return False, None, restarts, "container not running"
+    if config.get("enabled"):
+        ok, reason = probe_checks(config, state, name)
+        if not ok:
+            return False, state[0], restarts, reason
+    return True, state[0], restarts, "ok"
+
+
+def settle_verdict(observe, window, timeout, interval, clock=time.monotonic, sleep=time.sleep):
+    """Polls observe() -> (ok, container_id, restarts, reason) until it passes, within `timeout`; from then on it
+    must keep passing, with the same container and restart count, for `window` seconds. Returns a verdict."""
+    started = clock()
+    first = None
+    last = "never looked"
+    while True:
+        ok, container, restarts, reason = observe()
+        now = clock()
+        if ok and first is None:
+            first = (now, container, restarts)
+        elif first is not None and (not ok or container != first[1] or restarts != first[2]):
+            what = reason if not ok else ("the container was replaced" if container != first[1]
+                                          else f"the unit restarted (NRestarts {first[2]} -> {restarts})")
+            return {"healthy": False, "settled_s": round(now - first[0], 1), "window_s": window,
+                    "reason": f"not healthy through the settle window: {what} after {now - first[0]:.0f} s"}
+        last = reason
+        if first is not None and now - first[0] >= window:
+            return {"healthy": True, "settled_s": round(now - first[0], 1), "window_s": window,
+                    "reason": f"probe passed for {window:g} s, same container, no restart",
+                    "container_id": first[1], "waited_s": round(first[0] - started, 1)}
+        if first is None and now - started >= timeout:
+            return {"healthy": False, "settled_s": 0, "window_s": window,
+                    "reason": f"not healthy within {timeout:g} s: {last}"}
+        sleep(interval)
+
+
+def settle(name, window, timeout, interval):
+    config = dict(load_declaration(name)["probe"])
+    unit = f"fleetwarden-worker-{name}.service"
+    verdict = settle_verdict(lambda: _settle_round(config, name, unit), window, timeout, interval)
+    verdict["worker"] = name
+    print(json.dumps(verdict), flush=True)
+    return 0 if verdict["healthy"] else 1
+
+
 # --- alert ------------------------------------------------------------------------------------------------------
 def unit_properties(unit):
-    result = subprocess.run([SYSTEMCTL, "show", unit, "--property=Result,ExecMainStatus,ExecMainCode,NRestarts"],
-                            capture_output=True, text=True, check=False)
+    properties = "--property=Result,ExecMainStatus,ExecMainCode,NRestarts,ActiveState"
+    result = subprocess.run([SYSTEMCTL, "show", unit, properties], capture_output=True, text=True, check=False)
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
 
@@ -457,6 +515,11 @@ def main(argv=None):
     sub.add_argument("name")
     commands.add_parser("probe").add_argument("name")
     commands.add_parser("alert").add_argument("unit")
+    sub = commands.add_parser("settle")
+    sub.add_argument("--window", type=float, default=15, help="seconds the worker must stay healthy")
+    sub.add_argument("--timeout", type=float, default=120, help="seconds it has to become healthy, window included")
+    sub.add_argument("--interval", type=float, default=1)
+    sub.add_argument("name")
     sub = commands.add_parser("wait-for")
     sub.add_argument("--check", choices=("tcp", "grpc"), default="tcp")
     sub.add_argument("--timeout", type=float, default=0, help="seconds; 0 waits forever")
@@ -474,6 +537,8 @@ def main(argv=None):
         return probe(args.name)
     if args.command == "alert":
         return alert(args.unit)
+    if args.command == "settle":
+        return settle(args.name, args.window, args.timeout, args.interval)
     if args.command == "wait-for":
         return wait_for(args.address, args.check, args.timeout)
     return ray_ready(args)

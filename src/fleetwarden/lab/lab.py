@@ -115,6 +115,16 @@ class Lab:
             raise LabError(f"no lab host named {name!r}; hosts: {', '.join(sorted(states)) or 'none'}")
         return states[name]
 
+    # -- images ---------------------------------------------------------------------------
+    def ensure_images(self, worker: bool = True) -> None:
+        """Builds the images the lab needs when they are missing (cached by digest otherwise): the host image,
+        and unless `worker` is false the Ray worker image that site.yml runs inside the hosts."""
+        from fleetwarden.lab import image, worker_image
+
+        image.build(docker=self.docker, log=self.log)
+        if worker:
+            worker_image.build_worker_image(docker=self.docker, log=self.log)
+
     # -- up -------------------------------------------------------------------------------
     def up(self, count: int, accelerators: tuple[str, ...]) -> list[HostState]:
         plans = plan_hosts(count, accelerators, prefix=self.name)

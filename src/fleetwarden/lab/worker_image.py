@@ -90,7 +90,7 @@ class WorkerImageSpec:
         return [*argv, *self.requirements]
 
     def build_argv(self, context_dir: Path) -> list[str]:
-        argv = ["build", "--pull=false", "--quiet", "--build-arg", f"BASE={self.base.tag}", "--tag", self.tag]
+        argv = ["build", "--pull=false", "--build-arg", f"BASE={self.base.tag}", "--tag", self.tag]
         for key, value in sorted({**self.labels, "io.fleetwarden.image-digest": self.digest()}.items()):
             argv += ["--label", f"{key}={value}"]
         return [*argv, str(context_dir)]
@@ -145,11 +145,34 @@ def build_worker_image(spec: WorkerImageSpec = RAY_WORKER_SPEC, docker: Docker |
         shutil.copytree(spec.context, context, dirs_exist_ok=True)
         shutil.copytree(wheels, context / "wheels", ignore=shutil.ignore_patterns(".complete"))
         (context / "wheels" / "requirements.txt").write_text("\n".join(spec.requirements) + "\n")
-        docker.run(*spec.build_argv(context), timeout=1200)
+        _build_with_progress(docker, spec.build_argv(context), started)
     docker.run("tag", spec.tag, spec.latest)
     elapsed = time.monotonic() - started
     log(f"built {spec.tag} in {elapsed:.1f} s; tagged {spec.latest}")
     return spec.tag, True, elapsed
+
+
+def _build_with_progress(docker: Docker, argv: list[str], started: float) -> None:
+    """`docker build`, its output streamed line by line (prefixed, with elapsed seconds) so a cold build shows
+    where it is; the last lines are in the error when it fails."""
+    tail: list[str] = []
+
+    def sink_line(line: str) -> None:
+        tail.append(line)
+        del tail[:-40]
+        print(f"  docker build [{time.monotonic() - started:5.1f}s] {line}", file=sys.stderr, flush=True)
+
+    try:
+        process = subprocess.Popen([docker.binary, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except FileNotFoundError as exc:
+        raise LabError(f"the docker CLI ({docker.binary}) is not installed") from exc
+    for raw in iter(process.stdout.readline, b""):
+        line = raw.decode(errors="replace").rstrip()
+        if line:
+            sink_line(line)
+    process.stdout.close()
+    if process.wait(timeout=1200) != 0:
+        raise LabError("docker build of the worker image failed:\n" + "\n".join(tail[-20:]))
 
 
 def image_id(docker: Docker, image: str, container: str | None = None) -> str:

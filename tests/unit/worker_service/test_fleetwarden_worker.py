@@ -293,3 +293,39 @@ def test_supervise_fails_when_the_container_was_replaced_behind_its_back(docker_
 def test_supervise_fails_when_the_container_cannot_start(docker_script):
     docker_script(start=["1|runtime nvidia not found"])
     assert fw.supervise("w", stop_timeout=5) == 1
+
+
+def _observations(*rounds):
+    """observe() returning each round in turn, the last one for ever."""
+    rounds = list(rounds)
+
+    def observe():
+        return rounds.pop(0) if len(rounds) > 1 else rounds[0]
+    return observe
+
+
+def test_settle_needs_the_probe_to_pass_through_the_whole_window():
+    clock = FakeClock()
+    observe = _observations((False, None, "0", "container not running"), *[(True, "c1", "0", "ok")] * 3)
+    verdict = fw.settle_verdict(observe, window=10, timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+    assert verdict["healthy"] is True and verdict["settled_s"] >= 10 and verdict["container_id"] == "c1"
+
+
+@pytest.mark.parametrize(("later", "reason"), [
+    ((True, "c2", "0", "ok"), "the container was replaced"),
+    ((True, "c1", "1", "ok"), "the unit restarted (NRestarts 0 -> 1)"),
+    ((False, "c1", "0", "probe command exited 1: dead"), "probe command exited 1"),
+])
+def test_a_restart_or_failed_probe_in_the_window_is_not_healthy(later, reason):
+    # A crash loop passes one instant (the first round) and fails the window.
+    clock = FakeClock()
+    observe = _observations((True, "c1", "0", "ok"), (True, "c1", "0", "ok"), later)
+    verdict = fw.settle_verdict(observe, window=10, timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+    assert verdict["healthy"] is False and reason in verdict["reason"]
+
+
+def test_settle_gives_up_at_the_timeout_naming_the_last_reason():
+    clock = FakeClock()
+    verdict = fw.settle_verdict(_observations((False, None, "3", "fleetwarden-worker-x.service is failed")),
+                                window=10, timeout=30, interval=1, clock=clock, sleep=clock.sleep)
+    assert verdict["healthy"] is False and "within 30 s: fleetwarden-worker-x.service is failed" in verdict["reason"]

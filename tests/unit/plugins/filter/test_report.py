@@ -115,7 +115,23 @@ def test_verdicts_need_the_probe_and_for_ray_the_head():
 def test_every_filter_is_registered():
     assert set(report.FilterModule().filters()) == {
         "worker_mount_points", "recovery_histories", "recovery_worker_entry", "recovery_verdicts",
-        "recovery_host_report", "recovery_fleet_report", "recovery_summary"}
+        "recovery_host_report", "recovery_fleet_report", "recovery_summary", "recovery_settle_details"}
+
+
+def test_settle_details_read_the_tools_verdict_and_name_a_missing_one():
+    results = [{"item": {"name": "a"}, "rc": 0,
+                "stdout": '{"healthy": true, "settled_s": 15.2, "window_s": 15, "reason": "ok"}'},
+               {"item": {"name": "b"}, "rc": 1, "stdout": "", "stderr": "python3: can't open file"}]
+    details = report.recovery_settle_details(results)
+    assert details["a"]["healthy"] is True and details["a"]["settled_s"] == 15.2
+    assert details["b"] == {"healthy": False, "reason": "the settle check gave no verdict: python3: can't open file"}
+
+
+def test_a_worker_that_did_not_settle_needs_a_person():
+    doc = host_report([diagnosis("sigkill", "recreate_worker")], recovered=True, healthy={"ray-worker": False},
+                      verification={"ray-worker": {"healthy": False, "reason": "the unit restarted"}})
+    assert doc["needs_attention"] == ["ray-worker"]
+    assert doc["workers"][0]["recommendation"].startswith("Still failing after recovery, needs a person: the unit")
 
 
 def test_a_worker_running_on_a_full_disk_is_only_pruned():

@@ -1,6 +1,8 @@
 """Unit tests for plugins/module_utils/_diagnosis.py: exit codes, GPU OOM patterns, redaction, classification."""
 
+import base64
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -136,20 +138,48 @@ def test_redact_text(text, expected):
     assert diag.redact_text(text) == expected
 
 
-def test_redact_env_masks_secret_keys_and_secret_values():
+def test_redact_env_masks_every_value_but_the_public_ones():
     env = diag.redact_env(inspect("inspect-oom-killed.json")["Config"]["Env"])
     assert env["HF_TOKEN"] == diag.REDACTED
     assert env["WANDB_API_KEY"] == diag.REDACTED
     assert env["METRICS_DSN"] == diag.REDACTED
-    assert env["RAY_ADDRESS"] == "10.130.0.115:6379"
-    assert env["MARIN_PREFIX"] == "gs://fleet-training-data"
-    assert env["AUTOSCALER_HEARTBEAT_TIMEOUT_S"] == "600"
+    # Any value may be a secret: a key name says nothing.
+    assert env["RAY_ADDRESS"] == diag.REDACTED
+    assert env["MARIN_PREFIX"] == diag.REDACTED
+    assert env["PATH"].startswith("/")
     assert len(env) == 11
 
 
-def test_redact_env_masks_secret_values_under_innocent_keys():
-    env = diag.redact_env(["DB=postgresql://u:pw@db:5432/x", "NOTE=hf_QmVyeVNlY3JldFRva2VuRm9yVGVzdHM", "EMPTY="])
-    assert env == {"DB": "postgresql://u:<redacted>@db:5432/x", "NOTE": "<redacted>", "EMPTY": ""}
+def test_redact_env_masks_values_under_innocent_keys_and_setup_commands():
+    setup = base64.b64encode(b"echo hf_QmVyeVNlY3JldFRva2VuRm9yVGVzdHM > /tmp/t").decode()
+    env = diag.redact_env(["DB=postgresql://u:pw@db:5432/x", "NOTE=plain words", "EMPTY=",
+                           "FLEETWARDEN_SETUP_0=" + setup, "FLEETWARDEN_SETUP_COUNT=1"])
+    assert env == {"DB": "<redacted>", "NOTE": "<redacted>", "EMPTY": "", "FLEETWARDEN_SETUP_0": "<redacted>",
+                   "FLEETWARDEN_SETUP_COUNT": "1"}
+
+
+SECRET_SETUP = "curl -H 'X-Api: s3cretValue42' https://internal/bootstrap | sh"  # noqa: S105 - fake, must be redacted
+
+
+@pytest.mark.parametrize("encode", [
+    lambda s: s,
+    lambda s: base64.b64encode(s.encode()).decode(),
+    lambda s: base64.b64encode(b"x" + s.encode()).decode(),  # inside a longer stream, another alignment
+    lambda s: base64.b64encode(b"xy" + s.encode() + b"tail").decode(),
+    lambda s: base64.urlsafe_b64encode(s.encode()).decode(),
+    lambda s: s.encode().hex(),
+    lambda s: urllib.parse.quote(s, safe=""),
+], ids=["plain", "base64", "base64-offset-1", "base64-offset-2", "urlsafe", "hex", "percent"])
+def test_secrets_of_the_env_are_redacted_from_text_in_any_encoding(encode):
+    env = ["HF_TOKEN=plainTokenValue77", "RAY_ADDRESS=10.1.2.3:6379",
+           "FLEETWARDEN_SETUP_0=" + base64.b64encode(SECRET_SETUP.encode()).decode(), "PATH=/usr/bin"]
+    secrets = diag.env_secrets(env)
+    assert SECRET_SETUP in secrets and "plainTokenValue77" in secrets and "/usr/bin" not in secrets
+    for secret in ("plainTokenValue77", SECRET_SETUP):
+        line = "worker said: " + encode(secret) + " and more"
+        redacted = diag.redact_secrets(line, secrets)
+        assert encode(secret) not in redacted and diag.REDACTED in redacted
+        assert redacted.startswith("worker said: ")
 
 
 def test_redact_env_include_sensitive_returns_values():
@@ -330,7 +360,8 @@ def test_every_cause_has_a_known_remediation_and_a_recommendation():
     ([{"cause": "oom_killed", "at": DEATH - 600}], 0, 2, False),
     ([{"cause": "oom_killed", "at": DEATH - 600}, {"cause": "gpu_oom", "at": "2024-03-05T14:00:00Z"}], 0, 3, True),
     ([{"cause": "oom_killed", "at": DEATH - 4000}, {"cause": "oom_killed", "at": DEATH - 3700}], 0, 1, False),
-    ([{"cause": "sigterm", "at": DEATH - 60}, {"cause": "segfault", "at": DEATH - 30}], 0, 1, False),
+    ([{"cause": "sigterm", "at": DEATH - 60}, {"cause": "segfault", "at": DEATH - 30}], 0, 3, True),  # any cause
+    ([{"cause": "running", "at": DEATH - 60}], 0, 1, False),
     ([{"cause": "oom_killed", "at": DEATH + 600}], 0, 1, False),  # after this death: not counted
     ([{"cause": "oom_killed", "at": DEATH, "container_id": OOM_CONTAINER}], 0, 1, False),  # this very death
     ([{"cause": "oom_killed"}], 0, 1, False),  # no time: not counted
@@ -341,9 +372,18 @@ def test_assess_repeat(history, kernel_kills, count, repeated):
     assert repeat == {"count": count, "window_s": 3600, "threshold": 3, "repeated": repeated}
 
 
-def test_assess_repeat_only_counts_oom_causes():
+def test_assess_repeat_counts_deaths_of_any_cause():
+    # A crash loop that is not an OOM is flagged too: alert -> recover -> alert must not loop for ever.
+    history = [{"cause": "sigkill", "at": DEATH - 120}, {"cause": "unknown", "at": DEATH - 60}]
+    assert diag.assess_repeat("segfault", DEATH, history, 3600, 3)["repeated"] is True
+    result = diag.diagnose(observation(139, state=exited(139)), history=history, at=DEATH)
+    assert result["remediation"] == "report_only"
+    assert result["recommendation"].startswith("3 deaths within 3600 s (threshold 3), this one segfault")
+
+
+def test_a_running_worker_has_no_repeat():
     history = [{"cause": "oom_killed", "at": DEATH - 60}] * 5
-    assert diag.assess_repeat("sigkill", DEATH, history, 3600, 3)["count"] == 0
+    assert diag.assess_repeat("running", DEATH, history, 3600, 3)["count"] == 0
 
 
 def test_repeated_oom_turns_remediation_into_report_only():
@@ -352,7 +392,7 @@ def test_repeated_oom_turns_remediation_into_report_only():
     assert result["cause"] == "oom_killed"
     assert result["remediation"] == "report_only"
     assert result["repeat"]["repeated"] is True
-    assert result["recommendation"].startswith("3 OOM deaths within 3600 s (threshold 3)")
+    assert result["recommendation"].startswith("3 deaths within 3600 s (threshold 3), this one oom_killed")
 
 
 def test_select_oom_events_marks_near_and_counts_kills():

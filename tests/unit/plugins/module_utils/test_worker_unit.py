@@ -1,6 +1,7 @@
 """Unit tests for module_utils._worker_unit: validation, docker argv, env file, units, backoff per systemd version."""
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -122,11 +123,13 @@ def test_profiles_add_runtime_privileges_devices_and_their_env():
     assert not wu.normalize(worker(accelerator="tpu", host_network=False), profiles=PROFILES)["host_network"]
 
 
-def test_gcsfuse_mounts_bind_into_the_container_and_bind_the_unit_to_the_mount():
+def test_gcsfuse_mounts_bind_into_the_container_and_the_unit_requires_the_mount():
     unit = rendered(gcsfuse_mounts=[{"mountpoint": "/mnt/gcs data", "container_path": "/data", "read_only": True}])
     create = unquote_like_systemd(exec_lines(unit, "ExecStartPre")[-1])
     assert create[create.index("--mount") + 1] == "type=bind,source=/mnt/gcs data,target=/data,readonly"
-    assert "BindsTo=fleetwarden-gcsfuse-mnt-gcs\\x20data.service" in unit
+    # Requires=, never BindsTo= (roles/gcsfuse/README.md): a crashed mount must bring the worker back.
+    assert "Requires=fleetwarden-gcsfuse-mnt-gcs\\x20data.service" in unit
+    assert "BindsTo=fleetwarden-gcsfuse" not in unit
     assert "After=fleetwarden-gcsfuse-mnt-gcs\\x20data.service" in unit
 
 
@@ -279,3 +282,39 @@ def test_declaration_document_names_units_paths_and_digest():
     assert doc["probe"]["enabled"] is True and doc["image_id"] == "sha256:abc"
     changed = wu.normalize(worker(probe={"raylet": {"port": 8077}}), profiles=PROFILES)
     assert wu.declaration_digest(changed) != doc["digest"]
+
+
+# --- the on-host declarations, as recovery and the tools read them back -----------------------------------------
+def test_read_declarations_returns_each_worker_without_env_values_or_setup_commands(tmp_path):
+    decl = wu.normalize(worker(env={"HF_TOKEN": "hf_secretvalue123456789"}, setup_commands=["echo s3cret"]))
+    doc = wu.declaration_document(decl, 252)
+    (tmp_path / "ray-worker.json").write_text(json.dumps(doc))
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "other.json").write_text('{"name": "someone-else", "image": "x"}')
+    (tmp_path / "notes.txt").write_text("ignored")
+    workers, errors = wu.read_declarations(str(tmp_path))
+    assert [w["name"] for w in workers] == ["ray-worker"]
+    assert workers[0]["env_names"] == ["HF_TOKEN"] and workers[0]["setup_command_count"] == 1
+    assert "hf_secretvalue" not in str(workers) and "s3cret" not in str(workers)
+    assert workers[0]["units"]["worker"] == "fleetwarden-worker-ray-worker.service"
+    assert len(errors) == 2 and any("broken.json: cannot read it" in e for e in errors)
+    assert any("other.json: not a worker declaration" in e for e in errors)
+
+
+def test_read_declarations_of_a_host_without_workers_is_empty(tmp_path):
+    assert wu.read_declarations(str(tmp_path / "missing")) == ([], [])
+
+
+def test_unpullable_names_host_worker_and_image_in_one_line():
+    workers = [worker(name="a", image="x/a:1", pull="never"), worker(name="b", image="x/b:1"),
+               worker(name="c", image="x/c:1", state="absent", pull="never")]
+    assert wu.unpullable_errors(workers, ["x/a:1", "x/b:1", "x/c:1"], "missing", "gpu-1") == [
+        "gpu-1: worker a needs image x/a:1, which is not on the host, and its pull policy is never"]
+    assert wu.unpullable_errors(workers, ["x/b:1"], "never", "gpu-1") == [
+        "gpu-1: worker b needs image x/b:1, which is not on the host, and its pull policy is never"]
+
+
+def test_an_env_value_with_a_carriage_return_is_refused_without_printing_it():
+    errors = wu.worker_errors(worker(env={"HF_TOKEN": "abc123\r"}))
+    assert any("env HF_TOKEN holds a newline, carriage return or NUL" in e for e in errors)
+    assert not any("abc123" in e for e in errors)

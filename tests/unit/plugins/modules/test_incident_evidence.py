@@ -46,7 +46,7 @@ def test_keeps_inspect_logs_and_diagnosis_redacted(params, tmp_path, run):
     assert result["files"] == ["diagnosis.json", "inspect.json", "logs.txt"]
     incident = tmp_path / "ray-worker" / "20250305T140010Z"
     inspect = json.loads((incident / "inspect.json").read_text())
-    assert inspect[0]["Config"]["Env"] == ["HF_TOKEN=<redacted>", "RAY_ADDRESS=10.0.0.1:6379"]
+    assert inspect[0]["Config"]["Env"] == ["HF_TOKEN=<redacted>", "RAY_ADDRESS=<redacted>"]
     assert "hf_abc" not in json.dumps(inspect)
     logs = (incident / "logs.txt").read_text().splitlines()
     assert [line.split(" ", 1)[1] for line in logs] == ["worker started", "warning on stderr", "password=<redacted>"]
@@ -96,3 +96,23 @@ def test_check_mode_writes_nothing(params, tmp_path, run):
     result = run(params, check_mode=True)
     assert result["changed"] is True
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_setup_commands_secret_is_redacted_from_evidence_in_any_encoding(params, tmp_path, monkeypatch):
+    # The case: a secret inside a setup command travelled base64-encoded (FLEETWARDEN_SETUP_0) and
+    # came back unredacted in the evidence. Here it also shows up in the logs, plain and base64-encoded.
+    import base64
+
+    command = "huggingface-cli login --token S3cr3tInSetupCmd"
+    encoded = base64.b64encode(command.encode()).decode()
+    inspect = [{"Id": "c" * 64, "Args": [], "Config": {"Env": ["FLEETWARDEN_SETUP_0=" + encoded,
+                                                               "FLEETWARDEN_SETUP_COUNT=1"], "Cmd": ["run"]}}]
+    logs = (f"2025-03-05T14:00:01.000000000Z + {command}\n"
+            f"2025-03-05T14:00:02.000000000Z echo {encoded}\n")
+    monkeypatch.setitem(globals(), "INSPECT", inspect)
+    monkeypatch.setitem(globals(), "STDOUT", logs)
+    run(dict(params, diagnosis={"cause": "sigkill", "note": command}))
+    incident = tmp_path / "ray-worker" / "20250305T140010Z"
+    text = "".join(p.read_text() for p in incident.iterdir())
+    assert "S3cr3tInSetupCmd" not in text and encoded not in text and command not in text
+    assert "FLEETWARDEN_SETUP_0=<redacted>" in text and "FLEETWARDEN_SETUP_COUNT=1" in text

@@ -1,0 +1,240 @@
+"""The fault drill on what site.yml deploys: the lab as `make lab` leaves it (lab inventory, default restart
+policy, the real Ray head), healed by playbooks/recover.yml with no extra variables.
+
+Workers: the Ray head and Ray workers of ray_cluster, and `drill`, a worker declared in inventory/lab
+(group_vars/workers.yml) that allocates or crashes on demand, for the faults a Ray worker cannot be made to have
+at will (an OOM at its memory limit, exit 139, a crash at every start so that systemd's restarts run out).
+For each fault: the cause named from the real dead container, the incident evidence kept (secrets redacted),
+the worker healthy through the settle window and (Ray) ALIVE in the real head, a second recover.yml with
+changed=0, and nothing else changed on any host (containers, units, daemon.json, the unit directory).
+
+Not here: disk full. The lab hosts' docker root is a volume on this machine's disk, which a test may not fill;
+tests/unit covers its diagnosis and docs/recovery.md says so. Faults that heal themselves (container killed,
+mount process killed, head restarted) are asserted as such: back by systemd, ALIVE, and recover.yml then finds
+nothing to do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jsonschema
+import pytest
+
+from . import ray_lab
+from .site_lab import (
+    DIAGNOSE,
+    DRILL,
+    DRILL_FAULT,
+    DRILL_SECRET,
+    EXHAUSTED,
+    INCIDENTS,
+    MOUNT_UNIT,
+    RAY_HEAD,
+    RAY_WORKER,
+    REPO,
+    SITE,
+    SiteLab,
+    changes,
+    exhaust,
+    kill_mount_process,
+    ray_worker_back,
+    recap_of,
+    unit_of,
+    units_of,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.ray]
+SCHEMA = json.loads((REPO / "schemas" / "diagnosis-report.schema.json").read_text())
+SETTLE_S = 15  # roles/recovery/defaults/main.yml recovery_settle_s
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    hosts = ray_lab.require_lab()
+    lab = SiteLab(hosts, tmp_path_factory.mktemp("reports"))
+    for host in lab.workers:
+        lab.reset_worker(host, DRILL)
+    # The lab as site.yml leaves it; when `make lab` already ran it, this run is its idempotence check.
+    run = ray_lab.require_site()
+    if any(counts.get("changed") for counts in ray_lab.recap(run.stdout).values()):
+        run = lab.playbook(SITE)
+        assert run.returncode == 0, run.stdout[-5000:]
+    lab.site_recap = ray_lab.recap(run.stdout)
+    lab.wait_calm()
+    return lab
+
+
+def test_site_yml_a_second_time_changes_nothing(lab):
+    assert lab.site_recap and all(c.get("changed") == 0 and c.get("failed") == 0 for c in lab.site_recap.values()), \
+        lab.site_recap
+
+
+def test_diagnose_finds_every_worker_site_yml_deployed_with_no_variables(lab):
+    run = lab.playbook(DIAGNOSE, "--check", "-e", "target=all")
+    assert run.returncode == 0, run.stdout[-4000:]
+    fleet = json.loads(sorted(lab.report_dir.glob("*/fleet.json"))[-1].read_text())
+    jsonschema.validate(fleet, SCHEMA)
+    found = {(w["host"], w["worker"]) for w in fleet["workers"]}
+    assert (lab.head.name, RAY_HEAD) in found
+    for host in lab.workers:
+        assert {(host.name, RAY_WORKER), (host.name, DRILL)} <= found
+    assert all(w["cause"] == "running" for w in fleet["workers"]), fleet["workers"]
+    assert DRILL_SECRET not in json.dumps(fleet)
+
+
+def test_recover_on_a_healthy_host_changes_nothing(lab):
+    before = lab.fleet_snapshot()
+    run, report, _ = lab.recover(lab.worker)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert recap_of(run, lab.worker).get("changed") == 0
+    assert {e["worker"] for e in report["workers"]} == {RAY_WORKER, DRILL}
+    assert changes(before, lab.fleet_snapshot(), {}) == []
+
+
+def test_a_stopped_ray_worker_unit_is_healed(lab):
+    # The issue's case: with the Ray worker's unit stopped, recover.yml said "no workers declared" and left it.
+    host = lab.worker
+    before = lab.fleet_snapshot()
+    lab.sh(host, f"systemctl stop {unit_of(RAY_WORKER)}")
+    run, report, _ = lab.recover(host)
+    assert run.returncode == 0, run.stdout[-5000:]
+    entry = next(e for e in report["workers"] if e["worker"] == RAY_WORKER)
+    assert entry["cause"] != "running" and entry["action"] != "none" and entry["healthy"] is True
+    assert entry["verification"]["healthy"] is True and entry["verification"]["settled_s"] >= SETTLE_S
+    assert host.address in lab.alive()
+    again, _, _ = lab.recover(host)
+    assert again.returncode == 0 and recap_of(again, host).get("changed") == 0, again.stdout[-3000:]
+    allowed = {host.name: units_of(RAY_WORKER)}
+    assert changes(before, lab.fleet_snapshot(), allowed) == []
+
+
+# --- faults on the drill worker, with systemd's restarts run out --------------------------------------------------
+@pytest.mark.parametrize("fault", sorted(EXHAUSTED))
+def test_a_fault_that_exhausted_the_restarts_is_diagnosed_and_healed(lab, fault):
+    host = lab.worker
+    fault_file, first_death, cause = EXHAUSTED[fault]
+    lab.wait_calm()
+    lab.reset_worker(host, DRILL)
+    lab.wait_calm()
+    before = lab.fleet_snapshot()
+    exhaust(lab, host, fault_file, first_death)
+    dead = ray_lab.container(host, DRILL)
+    # systemd gave up: the unit is failed after max_per_hour (3, inventory/lab) restarts.
+    assert int(ray_lab.unit(host, unit_of(DRILL)).get("NRestarts", "0")) >= 3
+    assert "Start request repeated too quickly" in lab.sh(host, f"journalctl -u {unit_of(DRILL)} -n 30 -o cat")
+    lab.sh(host, f"rm -f {DRILL_FAULT}")  # the fault was transient: the next start is healthy
+    run, report, _ = lab.recover(host)
+    assert run.returncode == 0, run.stdout[-6000:]
+    jsonschema.validate(report, SCHEMA)
+    entry = next(e for e in report["workers"] if e["worker"] == DRILL)
+    # The cause, named from the real dead container.
+    assert entry["cause"] == cause, entry["findings"]
+    assert entry["container_id"] == dead["id"]
+    # Healthy through the settle window, Ray untouched and whole.
+    assert entry["healthy"] is True and entry["verification"]["settled_s"] >= SETTLE_S, entry["verification"]
+    assert lab.drill_healthy(host) and lab.whole()
+    # The evidence kept, secrets redacted everywhere.
+    inspect = json.loads(lab.sh(host, f"cat {entry['incident_dir']}/inspect.json"))
+    assert inspect[0]["Id"] == dead["id"]
+    assert "drill worker started" in lab.sh(host, f"cat {entry['incident_dir']}/logs.txt")
+    evidence = lab.sh(host, f"cat {entry['incident_dir']}/*")
+    assert "DRILL_API_TOKEN=<redacted>" in evidence and DRILL_SECRET not in evidence
+    assert DRILL_SECRET not in json.dumps(report) and DRILL_SECRET not in run.stdout
+    # A second run finds nothing to do; nothing but the drill worker changed anywhere.
+    again, _, _ = lab.recover(host)
+    assert again.returncode == 0 and recap_of(again, host).get("changed") == 0, again.stdout[-3000:]
+    allowed = {host.name: units_of(DRILL)}
+    assert changes(before, lab.fleet_snapshot(), allowed) == []
+
+
+def test_a_crash_loop_is_not_called_healthy_and_repeats_need_a_person(lab):
+    # The issue's case: exit 1 two seconds after each start. recover.yml once reported it healthy at one
+    # instant; now the settle window sees the restart, and the run fails naming the worker.
+    host = lab.worker
+    lab.wait_calm()
+    lab.reset_worker(host, DRILL)
+    lab.wait_calm()
+    try:
+        exhaust(lab, host, "exit1", "docker kill --signal KILL {name}")
+        # It never settles: a short verification bound keeps the test short.
+        run, report, _ = lab.recover(host, "-e", "recovery_verify_timeout=30")
+        assert run.returncode != 0
+        assert f"{DRILL} on {host.name} need a person" in run.stdout
+        entry = next(e for e in report["workers"] if e["worker"] == DRILL)
+        assert entry["healthy"] is False, entry["verification"]
+        assert "settle window" in entry["verification"]["reason"] or "within" in entry["verification"]["reason"]
+        assert report["needs_attention"] == [DRILL]
+        # Two earlier deaths of other causes in the window: the third is flagged, not recreated (no loop).
+        ray_lab.wait_until(lambda: ray_lab.unit(host, unit_of(DRILL)).get("ActiveState") == "failed", 120,
+                           interval=1, what="the crash loop ran out of restarts again")
+        now = time.time()
+        history = {DRILL: [{"cause": "sigkill", "at": now - 600, "container_id": "earlier1"},
+                           {"cause": "unknown", "at": now - 300, "container_id": "earlier2"}]}
+        lab.sh(host, f"mkdir -p {INCIDENTS} && echo '{json.dumps(history)}' > {INCIDENTS}/history.json")
+        dead = ray_lab.container(host, DRILL)
+        run, report, _ = lab.recover(host, "-e", "recovery_verify_timeout=30")
+        assert run.returncode != 0 and f"{DRILL} on {host.name} need a person" in run.stdout
+        entry = next(e for e in report["workers"] if e["worker"] == DRILL)
+        assert entry["remediation"] == "report_only" and entry["repeat"]["repeated"] is True
+        assert entry["repeat"]["count"] >= 3 and entry["action"] == "report_only"
+        assert ray_lab.container(host, DRILL)["id"] == dead["id"]  # left for a person: not recreated
+    finally:
+        lab.reset_worker(host, DRILL)
+        lab.wait_calm()
+
+
+# --- faults on the Ray workers and the host ---------------------------------------------------------------------
+def test_a_killed_ray_worker_container_is_back_by_systemd_and_alive_in_the_head(lab):
+    host = lab.worker
+    lab.wait_calm()
+    old_container, old_node = ray_lab.container(host, RAY_WORKER), lab.alive()[host.address]
+    lab.sh(host, f"docker kill {RAY_WORKER}")
+    ray_lab.wait_until(lambda: ray_worker_back(lab, host, old_container, old_node), 120, interval=1,
+                       what="a new Ray worker container ALIVE in the head")
+    run, report, _ = lab.recover(host)
+    assert run.returncode == 0 and recap_of(run, host).get("changed") == 0, run.stdout[-3000:]
+    assert all(e["cause"] == "running" for e in report["workers"])
+
+
+def test_a_killed_mount_process_brings_the_ray_worker_back_with_the_new_mount(lab):
+    # The issue's case: kill -9 of the mount process left the worker that used it inactive (BindsTo=).
+    host = lab.worker
+    lab.wait_calm()
+    old_container, old_node = ray_lab.container(host, RAY_WORKER), lab.alive()[host.address]
+    pid = kill_mount_process(lab, host)
+    ray_lab.wait_until(lambda: ray_worker_back(lab, host, old_container, old_node, mount=True), 120, interval=0.5,
+                       what="the Ray worker back and ALIVE, the new mount visible inside it")
+    assert ray_lab.unit(host, MOUNT_UNIT).get("ExecMainPID") != pid
+    run, report, _ = lab.recover(host)
+    assert run.returncode == 0 and recap_of(run, host).get("changed") == 0, run.stdout[-3000:]
+    assert all(e["cause"] == "running" for e in report["workers"])
+
+
+def test_dockerd_stopped_is_diagnosed_and_healed(lab):
+    host = lab.worker
+    lab.wait_calm()
+    before = lab.fleet_snapshot()
+    lab.sh(host, "systemctl stop docker.socket docker.service")
+    run, report, _ = lab.recover(host)
+    assert run.returncode == 0, run.stdout[-6000:]
+    entries = {e["worker"]: e for e in report["workers"]}
+    assert entries[RAY_WORKER]["cause"] == "daemon_down" and entries[DRILL]["cause"] == "daemon_down"
+    assert all(e["healthy"] is True for e in entries.values()), [e["verification"] for e in entries.values()]
+    assert all(e["incident_dir"] for e in entries.values())
+    assert host.address in lab.alive()
+    again, _, _ = lab.recover(host)
+    assert again.returncode == 0 and recap_of(again, host).get("changed") == 0, again.stdout[-3000:]
+    allowed = {host.name: {"docker.service", *units_of(RAY_WORKER), *units_of(DRILL)}}
+    assert changes(before, lab.fleet_snapshot(), allowed) == []
+
+
+def test_a_restarted_head_gets_every_ray_worker_back_alive(lab):
+    lab.wait_calm()
+    lab.sh(lab.head, f"systemctl restart {unit_of(RAY_HEAD)}")
+    lab.wait_whole(240)
+    for host in [lab.head, *lab.workers]:
+        run, report, _ = lab.recover(host)
+        assert run.returncode == 0 and recap_of(run, host).get("changed") == 0, run.stdout[-3000:]
+        assert all(e["cause"] == "running" for e in report["workers"])
