@@ -205,10 +205,14 @@ def test_the_controller_key_pair(key, tmp_path):
 
 
 def test_site_preflight_runs_the_role_specs_and_the_fleet_schema():
-    ok = config_checks.preflight_check(REPO, {"h1": ({"docker_engine_log_max_file": 3}, ["workers"])})
+    head = {"h-head": ({}, ["head"])}
+    ok = config_checks.preflight_check(REPO, {**head, "h1": ({"docker_engine_log_max_file": 3}, ["workers"])})
     assert ok.status == "OK"
-    bad = config_checks.preflight_check(REPO, {"h1": ({"docker_engine_log_max_file": "many"}, ["workers"])})
+    bad = config_checks.preflight_check(REPO, {**head, "h1": ({"docker_engine_log_max_file": "many"}, ["workers"])})
     assert bad.status == "FAIL" and "docker_engine" in json.dumps(bad.evidence)
+    # The fleet schema's cross-field rules too: Ray workers and no head.
+    headless = config_checks.preflight_check(REPO, {"h1": ({"docker_engine_log_max_file": 3}, ["workers"])})
+    assert headless.status == "FAIL" and "group head must hold exactly one host" in json.dumps(headless.evidence)
 
 
 def sample_checks():

@@ -98,7 +98,7 @@ def test_check_mode_writes_nothing(params, tmp_path, run):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_setup_commands_secret_is_redacted_from_evidence_in_any_encoding(params, tmp_path, monkeypatch):
+def test_a_setup_commands_secret_is_redacted_from_evidence_in_any_encoding(run, params, tmp_path, monkeypatch):
     # The case: a secret inside a setup command travelled base64-encoded (FLEETWARDEN_SETUP_0) and
     # came back unredacted in the evidence. Here it also shows up in the logs, plain and base64-encoded.
     import base64
