@@ -8,7 +8,8 @@
   env file (``--env-file``), so ``ps`` and ``systemctl status`` do not show them.
 - ``env_file_text``: that env file. Setup commands travel in it base64-encoded, one variable each, and the
   entrypoint runs each byte-exact with ``bash -c "$cmd"``: no shell string is ever built from user data.
-- ``worker_unit_text`` / ``probe_unit_text`` / ``ALERT_UNIT_TEXT``: the systemd units.
+- ``worker_unit_text`` / ``probe_unit_text``: the systemd units (the alert unit is the role's template
+  ``fleetwarden-alert@.service.j2``).
 - ``restart_lines``: backoff per systemd version (RestartSteps/RestartMaxDelaySec from 254, a fixed delay before).
 
 Runs on managed hosts and the controller: standard library only.
@@ -439,14 +440,6 @@ def probe_unit_text(decl, paths=None):
              "[Service]", "Type=simple", "ExecStart=" + _tool(paths, "probe", decl["name"]),
              "Restart=on-failure", "RestartSec=1s"]
     return "\n".join(lines) + "\n"
-
-
-def alert_unit_text(paths=None):
-    paths = dict(PATHS, **(paths or {}))
-    return "\n".join([
-        "# Managed by fleetwarden.fleet.worker_service. Fired by OnFailure= of a worker whose restarts ran out.",
-        "[Unit]", "Description=fleetwarden alert for %i", "", "[Service]", "Type=oneshot",
-        "ExecStart=" + systemd_exec_line([paths["python"], paths["tool"], "alert"]) + " %i"]) + "\n"
 
 
 def probe_config(decl):

@@ -161,15 +161,15 @@ evidence:
 """
 
 # Module anatomy (community.docker): imports follow DOCUMENTATION, EXAMPLES and RETURN.
-import json  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
+import json  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import socket  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import threading  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag  # noqa: E402
-from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 DEFAULT_DOCKER_ROOT = "/var/lib/docker"
 

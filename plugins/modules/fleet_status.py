@@ -90,17 +90,17 @@ ray:
 """
 
 # Module anatomy (community.docker): imports follow DOCUMENTATION, EXAMPLES and RETURN.
-import glob  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import pwd  # noqa: E402
-import time  # noqa: E402
+import glob  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import json  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import platform  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import pwd  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.urls import open_url  # noqa: E402
-from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_status as shape  # noqa: E402
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible.module_utils.urls import open_url  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_status as shape  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     disk_usage,
     find_mount,
     memory_summary,
@@ -109,13 +109,13 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  
     parse_uptime,
     parse_vmstat_oom_kills,
 )
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import (  # noqa: E402
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     QUERY_GPU_FIELDS,
     assess_gpu,
     gpu_from_query_row,
     parse_csv,
 )
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import (  # noqa: E402
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     parse_systemd_version,
 )
 

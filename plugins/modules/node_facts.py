@@ -103,10 +103,10 @@ ansible_facts:
 """
 
 # Module anatomy (community.docker): imports follow DOCUMENTATION, EXAMPLES and RETURN.
-import os  # noqa: E402
+import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     disk_usage,
     memory_summary,
     parse_meminfo,

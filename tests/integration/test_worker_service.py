@@ -209,7 +209,7 @@ def test_bad_input_is_refused_before_the_host_changes(host, worker, named):
     assert left.stdout == ""
 
 
-def test_the_declaration_file_serves_the_diagnosis_playbooks(host):
+def test_the_declaration_file_describes_the_worker_as_deployed(host):
     deployed(heartbeat_worker("fwt-other", env={"GENERATION": "2"}))
     text = ray_lab.host_run(host, "cat", "/etc/fleetwarden/workers/fwt-other.json", check=True).stdout
     doc = json.loads(text)

@@ -10,8 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 ROLES = sorted(path.parent.name for path in REPO.glob("roles/*/tasks"))
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 OUTSIDE = re.compile(r"\.\./shared/|/work/shared")
-# Files that still point outside, owned by another helper of issue 15: empty this set once they are fixed.
-KNOWN_OUTSIDE = {"roles/gcsfuse/README.md"}
+# Files allowed to point outside the repository: none.
+KNOWN_OUTSIDE: set[str] = set()
 
 
 def _repo_files(*patterns):

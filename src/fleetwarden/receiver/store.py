@@ -59,8 +59,10 @@ def _marks(values: tuple) -> str:
 
 
 # The f-strings add "?" placeholders only; values are bound.
-_LAST_RUN_SQL = (f"SELECT ended, status FROM runs WHERE host=? AND ended IS NOT NULL AND status NOT IN ({_marks(NO_VERDICT)})"  # noqa: S608, E501
-                 " ORDER BY ended DESC LIMIT 1")
+_LAST_RUN_SQL = (
+    "SELECT ended, status FROM runs WHERE host=? AND ended IS NOT NULL"  # noqa: S608 - "?" placeholders only, bound
+    f" AND status NOT IN ({_marks(NO_VERDICT)}) ORDER BY ended DESC LIMIT 1"
+)
 
 
 def new_job_id(now: float) -> str:

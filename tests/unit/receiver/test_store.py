@@ -94,7 +94,10 @@ def test_breaker_trips_stays_open_until_reset_and_counts_from_the_reset(store):
 def test_budget_counts_distinct_hosts_in_the_window(tmp_path):
     store = Store(tmp_path / "a.sqlite3")
     limits = Limits(budget_percent=20, breaker_percent=100)  # 2 hosts of 10 per hour
-    record = lambda now, host: store.record_notification([firing(host)], now, limits, INVENTORY)[0].decision  # noqa: E731
+
+    def record(now, host):
+        return store.record_notification([firing(host)], now, limits, INVENTORY)[0].decision
+
     assert [record(T0, h).kind for h in ("w-1", "w-2", "w-3")] == ["started", "started", "budget"]
     assert record(T0 + 3601, "w-3").kind == "started"
     store.close()

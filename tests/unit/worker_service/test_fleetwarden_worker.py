@@ -163,8 +163,12 @@ def test_ray_not_ready_waits_for_the_gcs_first():
     assert pending == ["GCS at head:6379: refused"]
 
 
+def up(host, port):
+    """A gRPC health check that always answers SERVING."""
+    return True, "SERVING"
+
+
 def test_ray_not_ready_needs_every_declared_serve_app_running():
-    up = lambda h, p: (True, "SERVING")  # noqa: E731
     rest = "http://head:8265/api/serve/applications/"
     assert fw.ray_not_ready("head:6379", "http://head:8265", [], "", health=up) == []
     get = fake_get({rest: (200, json.dumps(SERVE).encode())})
@@ -174,7 +178,6 @@ def test_ray_not_ready_needs_every_declared_serve_app_running():
 
 
 def test_ray_not_ready_falls_back_to_http_health_when_the_rest_api_is_absent():
-    up = lambda h, p: (True, "SERVING")  # noqa: E731
     rest = "http://head:8265/api/serve/applications/"
     get = fake_get({rest: (None, "Connection refused"), "http://head:8000/-/healthz": (200, b"success")})
     assert fw.ray_not_ready("head:6379", "http://head:8265", ["api"], "http://head:8000/-/healthz", get=get,

@@ -199,10 +199,6 @@ def test_the_probe_unit_is_bound_to_its_worker_and_only_rendered_when_a_check_is
     assert wu.probe_config(decl)["raylet"] == {"port": 8076}
 
 
-def test_alert_unit_passes_the_failed_unit_name():
-    assert wu.alert_unit_text().splitlines()[-1].endswith(" alert %i")
-
-
 # --- env file and setup commands ------------------------------------------------------------------------------------
 def test_env_file_holds_env_and_base64_setup_commands():
     decl = wu.normalize(worker(env={"HF_TOKEN": "hf secret", "N": 3, "ON": True}, setup_commands=[SEED_GCLOUD]))

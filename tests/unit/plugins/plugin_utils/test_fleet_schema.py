@@ -15,7 +15,12 @@ def schema():
 
 
 def test_the_shipped_schema_is_a_valid_json_schema(schema):
-    assert schema["type"] == "object"
+    import jsonschema
+
+    jsonschema.validators.validator_for(schema).check_schema(schema)  # raises SchemaError on a broken schema
+    broken = dict(schema, properties={"worker_service_workers": {"type": "no-such-type"}})
+    with pytest.raises(jsonschema.SchemaError):
+        jsonschema.validators.validator_for(broken).check_schema(broken)
 
 
 def test_a_conforming_host_has_no_problems(schema):
