@@ -200,8 +200,8 @@ def run_doctor(args) -> int:
             checks.append(cloud.unaccounted_ray_nodes(nodes, ips))
         groups = {g: [h.name for h in fleet.inventory.get_hosts(g)] for g in ("monitoring", "controller")
                   if g in fleet.inventory.groups}
-        checks += pipeline.pipeline_checks(groups, lambda h: results[h].vars.get("ansible_host") or h
-                                           if h in results else h)
+        checks += pipeline.pipeline_checks(groups, lambda h: results[h].vars if h in results else {},
+                                           config_checks.spec_defaults(project))
         if args.drift:
             checks += pipeline.drift_checks(project, inventories, args.limit)
         extras = {}

@@ -15,13 +15,22 @@ import yaml
 
 from .findings import Check
 
-SITE_ROLES = ("baseline", "docker_engine", "ssh_keys", "gcsfuse", "worker_service", "ray_cluster")
 MIN_ANSIBLE = (2, 19)
+
+
+def site_roles(project: Path) -> list[str]:
+    """The roles whose specs site.yml's preflight validates: its fleetwarden_site_roles, read from site.yml."""
+    for play in yaml.safe_load((project / "site.yml").read_text()):
+        for task in play.get("tasks") or []:
+            roles = (task.get("vars") or {}).get("fleetwarden_site_roles")
+            if roles:
+                return list(roles)
+    raise ValueError(f"{project / 'site.yml'} has no fleetwarden_site_roles")
 
 
 def role_specs(project: Path) -> dict[str, dict]:
     specs = {}
-    for role in SITE_ROLES:
+    for role in site_roles(project):
         path = project / "roles" / role / "meta" / "argument_specs.yml"
         specs[role] = yaml.safe_load(path.read_text())["argument_specs"]["main"]["options"]
     return specs
@@ -52,6 +61,12 @@ def preflight_check(project: Path, hosts: dict[str, tuple[dict, list[str]]]) -> 
                      recommendation="fix-configuration")
     return Check("config.preflight", "configuration", "OK", f"{len(hosts)} hosts pass site.yml's preflight "
                  "(role argument specs and the fleet schema)", evidence={"hosts": len(hosts)})
+
+
+def spec_defaults(project: Path) -> dict:
+    """{variable: default} of every site.yml role's argument spec: the roles' defaults, read from one home."""
+    return {key: option["default"] for spec in role_specs(project).values() for key, option in spec.items()
+            if "default" in option}
 
 
 def spec_keys(project: Path) -> set[str]:

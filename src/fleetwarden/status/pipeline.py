@@ -1,7 +1,10 @@
 """The healing pipeline (Prometheus, Alertmanager, the alert receiver) and --drift (site.yml --check --diff).
 
-The pipeline lives on the hosts of group `monitoring` (Prometheus :9090, Alertmanager :9093) and `controller`
-(the receiver :9097). A fleet without those groups gets SKIP with the reason.
+The pipeline lives on the hosts of group `monitoring` (Prometheus, Alertmanager) and `controller` (the receiver).
+Their addresses and ports are the roles' own variables (prometheus_address, prometheus_port,
+prometheus_alertmanager_port, recovery_receiver_port; the role's default where the fleet sets none), and the
+receiver is reached where Alertmanager reaches it (prometheus_alertmanager_recovery_url) when that is set.
+A fleet without those groups gets SKIP with the reason.
 """
 
 from __future__ import annotations
@@ -16,11 +19,27 @@ from pathlib import Path
 
 from .findings import Check
 
+# (check, group, address variable, port variable, path)
 ENDPOINTS = (
-    ("pipeline.prometheus_targets", "monitoring", 9090, "/api/v1/targets"),
-    ("pipeline.alertmanager", "monitoring", 9093, "/-/healthy"),
-    ("pipeline.receiver", "controller", 9097, "/healthz"),
+    ("pipeline.prometheus_targets", "monitoring", "prometheus_address", "prometheus_port", "/api/v1/targets"),
+    ("pipeline.alertmanager", "monitoring", "prometheus_address", "prometheus_alertmanager_port", "/-/healthy"),
+    ("pipeline.receiver", "controller", "recovery_receiver_listen_address", "recovery_receiver_port", "/healthz"),
 )
+RECEIVER_PATH = "/v1/alertmanager"
+
+
+def endpoint_base(check_id: str, host: str, vars_of, defaults: dict, monitoring: list[str]) -> str:
+    """http://ADDRESS:PORT of a pipeline service, from its role's variables (defaults: the roles' specs)."""
+    _id, _group, address_var, port_var, _path = next(e for e in ENDPOINTS if e[0] == check_id)
+    if check_id == "pipeline.receiver":
+        for mon in monitoring:
+            url = str(vars_of(mon).get("prometheus_alertmanager_recovery_url") or "")
+            if url.endswith(RECEIVER_PATH):
+                return url[: -len(RECEIVER_PATH)]
+    host_vars = vars_of(host)
+    address = host_vars.get(address_var) or host_vars.get("ansible_host") or host
+    port = host_vars.get(port_var) or defaults.get(port_var)
+    return f"http://{address}:{port}"
 
 
 def _get(url: str, timeout: float) -> tuple[int | None, str]:
@@ -41,16 +60,17 @@ def targets_summary(document: dict) -> dict:
     return {"up": len(active) - len(down), "down": down}
 
 
-def pipeline_checks(groups: dict[str, list[str]], address_of, timeout: float = 3.0, get=_get) -> list[Check]:
-    """groups: {group: [hosts]}; address_of(host) -> the address the controller reaches it at."""
+def pipeline_checks(groups: dict[str, list[str]], vars_of, defaults: dict, timeout: float = 3.0,
+                    get=_get) -> list[Check]:
+    """groups: {group: [hosts]}; vars_of(host) -> its templated variables; defaults: {variable: role default}."""
     checks = []
-    for check_id, group, port, path in ENDPOINTS:
+    for check_id, group, _address_var, _port_var, path in ENDPOINTS:
         hosts = groups.get(group) or []
         if not hosts:
             checks.append(Check(check_id, "pipeline", "SKIP", f"the fleet declares no {group} host (group {group})"))
             continue
         host = hosts[0]
-        url = f"http://{address_of(host)}:{port}{path}"
+        url = endpoint_base(check_id, host, vars_of, defaults, groups.get("monitoring") or []) + path
         status, body = get(url, timeout)
         evidence = {"url": url, "http_status": status}
         if status != 200:

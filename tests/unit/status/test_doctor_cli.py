@@ -56,17 +56,33 @@ def prometheus():
 
 
 def test_pipeline_checks_skip_without_monitoring_hosts_and_read_prometheus_targets(prometheus, monkeypatch):
-    skipped = pipeline_checks({}, lambda host: host)
+    skipped = pipeline_checks({}, lambda host: {}, {})
     assert {(c.id, c.status) for c in skipped} == {("pipeline.prometheus_targets", "SKIP"),
                                                    ("pipeline.alertmanager", "SKIP"), ("pipeline.receiver", "SKIP")}
     assert all("declares no" in c.summary for c in skipped)
-    from fleetwarden.status import pipeline
-
-    monkeypatch.setattr(pipeline, "ENDPOINTS", tuple((i, g, prometheus, p) for i, g, _port, p in pipeline.ENDPOINTS))
-    checks = {c.id: c for c in pipeline_checks({"monitoring": ["mon"]}, lambda host: "127.0.0.1")}
+    # Prometheus at its role variables (the fake answers there); Alertmanager at the role's default port, where
+    # nothing listens on loopback in the tests.
+    mon_vars = {"prometheus_address": "127.0.0.1", "prometheus_port": prometheus}
+    defaults = {"prometheus_port": 9090, "prometheus_alertmanager_port": 1}
+    checks = {c.id: c for c in pipeline_checks({"monitoring": ["mon"]}, lambda host: mon_vars, defaults)}
     targets = checks["pipeline.prometheus_targets"]
+    assert targets.evidence["url"] == f"http://127.0.0.1:{prometheus}/api/v1/targets"
     assert targets.status == "WARN" and targets.evidence["down"][0]["instance"] == "h2:9100"
     assert checks["pipeline.alertmanager"].status == "FAIL" and checks["pipeline.receiver"].status == "SKIP"
+    assert checks["pipeline.alertmanager"].evidence["url"] == "http://127.0.0.1:1/-/healthy"
+
+
+def test_the_receiver_is_reached_where_alertmanager_reaches_it():
+    from fleetwarden.status.pipeline import endpoint_base
+
+    mon = {"prometheus_address": "10.0.0.5", "prometheus_alertmanager_recovery_url": "http://10.0.0.7:9097/v1/alertmanager"}
+    ctl = {"ansible_host": "127.0.0.1"}
+    hostvars = {"mon": mon, "ctl": ctl}
+    defaults = {"prometheus_port": 9090, "recovery_receiver_port": 9097}
+    assert endpoint_base("pipeline.receiver", "ctl", hostvars.get, defaults, ["mon"]) == "http://10.0.0.7:9097"
+    assert endpoint_base("pipeline.prometheus_targets", "mon", hostvars.get, defaults, ["mon"]) == "http://10.0.0.5:9090"
+    # No URL set: the receiver's own variables, then the host's address.
+    assert endpoint_base("pipeline.receiver", "ctl", hostvars.get, defaults, []) == "http://127.0.0.1:9097"
 
 
 def test_drift_counts_the_tasks_that_would_change_per_host():

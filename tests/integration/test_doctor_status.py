@@ -101,7 +101,8 @@ def healthy_from(report: dict) -> list[dict]:
 
 
 def test_a_healthy_lab_exits_0_for_a_settle_window(lab, cache_dir, tmp_path):
-    # Tests before this one restart Ray workers on purpose: start once every host is ALIVE in the head.
+    # This module runs first of the lab modules (its name sorts first), on the lab as `make lab` leaves it: the
+    # drills after it spend restart budgets on purpose, which the doctor rightly reports for an hour.
     head = next(h for h in lab.values() if "head" in h.groups)
     ray_lab.wait_until(lambda: {h.address for h in lab.values()} <= set(ray_lab.alive(head)), 120, interval=2,
                        what="every lab host ALIVE in the Ray head")
@@ -121,8 +122,10 @@ def test_a_healthy_lab_exits_0_for_a_settle_window(lab, cache_dir, tmp_path):
     status = subprocess.run([sys.executable, "-m", "fleetwarden.cli", "status", "--json", "-i", str(INVENTORY_DIR)],
                             cwd=ray_lab.REPO, capture_output=True, text=True, timeout=60, check=True)
     rows = json.loads(status.stdout)["workers"]
-    assert sorted(r["host"] for r in rows) == sorted(lab)
-    assert all(r["ray"] == "ALIVE" and r["container"] == "running" for r in rows), rows
+    assert all(r["container"] == "running" for r in rows), rows
+    ray_rows = [r for r in rows if r["ray"] is not None]  # the Ray head and workers; the drill worker is no Ray node
+    assert sorted(r["host"] for r in ray_rows) == sorted(lab)
+    assert all(r["ray"] == "ALIVE" for r in ray_rows), ray_rows
 
 
 def test_sshd_stopped(lab, workers, cache_dir):
