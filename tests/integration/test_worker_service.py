@@ -150,6 +150,10 @@ def test_restarts_run_out_after_max_per_hour_and_fire_the_alert(host):
 
     deploy(crash)  # the role's own start may meet the crash loop; the unit's state is what counts
     ray_lab.wait_until(failed_for_good, 60, what="fwt-crash failed for good")
+    # That first give-up fires the alert too, asynchronously (OnFailure= starts the alert unit): wait for its line
+    # before clearing the file, or it can land after the clear and be counted with the second give-up's.
+    ray_lab.wait_until(lambda: ray_lab.host_run(host, "cat", "/run/fwt-alert").stdout, 30,
+                       what="the first give-up's alert line")
     # Count from a clean start: systemd 252 forgets start counts on daemon-reload, which the role's deploy does.
     ray_lab.host_run(host, "rm", "-f", "/run/fwt-alert")
     since = ray_lab.host_run(host, "date", "+%Y-%m-%d %H:%M:%S", check=True).stdout.strip()
