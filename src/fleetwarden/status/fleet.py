@@ -71,6 +71,7 @@ class Fleet:
         from ansible.module_utils.common.collections import ImmutableDict
         from ansible.parsing.dataloader import DataLoader
         from ansible.plugins.loader import init_plugin_loader
+        from ansible.vars.hostvars import HostVars
         from ansible.vars.manager import VariableManager
 
         init_plugin_loader(C.COLLECTIONS_PATHS)
@@ -88,6 +89,8 @@ class Fleet:
         except Exception as exc:
             raise FleetError(f"cannot read the inventory {', '.join(inventories)}: {exc}") from exc
         self.variables = VariableManager(loader=self.loader, inventory=self.inventory)
+        # As a play does: HostVars registers itself with the variable manager, so `hostvars[...]` templates.
+        HostVars(inventory=self.inventory, variable_manager=self.variables, loader=self.loader)
         self.hosts = self.inventory.get_hosts(limit or "all")
         if not self.hosts:
             raise FleetError(f"the inventory {', '.join(inventories)} lists no host"
