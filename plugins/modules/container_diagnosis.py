@@ -20,6 +20,7 @@ author:
   - fleetwarden maintainers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - fleetwarden.fleet.docker
 attributes:
   check_mode:
     support: full
@@ -170,6 +171,10 @@ import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imp
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    DOCKER_CLI_ARGUMENT_SPEC,
+    find_docker_cli,
+)
 
 DEFAULT_DOCKER_ROOT = "/var/lib/docker"
 
@@ -223,7 +228,7 @@ class ContainerDiagnosis:
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.docker = module.get_bin_path("docker", required=True)
+        self.docker = find_docker_cli(module, required=True)
 
     def run(self):
         params = self.params
@@ -390,6 +395,7 @@ def main():
         repeat_threshold=dict(type="int", default=3),
         history=dict(type="list", elements="dict", default=[]),
         include_sensitive=dict(type="bool", default=False),
+        **DOCKER_CLI_ARGUMENT_SPEC,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     result = ContainerDiagnosis(module).run()

@@ -26,6 +26,7 @@ author:
   - fleetwarden maintainers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - fleetwarden.fleet.docker
 attributes:
   check_mode:
     support: full
@@ -43,10 +44,6 @@ options:
     description: Where the probe records its last failure (C(NAME.probe-failure.json)).
     type: path
     default: /run/fleetwarden/workers
-  docker:
-    description: The docker CLI.
-    type: path
-    default: /usr/bin/docker
   authorized_keys_users:
     description: Users whose C(~/.ssh/authorized_keys) to summarize (fingerprints only).
     type: list
@@ -100,6 +97,10 @@ import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imp
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible.module_utils.urls import open_url  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_status as shape  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    DOCKER_CLI_ARGUMENT_SPEC,
+    docker_cli_path,
+)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     disk_usage,
     find_mount,
@@ -136,6 +137,7 @@ class FleetStatus:
         self.params = module.params
         self.errors = []
         self.now = time.time()
+        self.docker = docker_cli_path(module)  # a missing CLI is reported as docker not answering
 
     def _run(self, argv):
         try:
@@ -173,7 +175,7 @@ class FleetStatus:
         return [d for d in docs if d.get("name") and d.get("units") and d.get("container")]
 
     def _docker_info(self):
-        rc, out, err = self._run([self.params["docker"], "info", "--format", "{{json .}}"])
+        rc, out, err = self._run([self.docker, "info", "--format", "{{json .}}"])
         try:
             info = json.loads(out) if rc == 0 and out.strip() else {}
         except ValueError:
@@ -219,7 +221,7 @@ class FleetStatus:
     def _inspect(self, names):
         if not names:
             return {}
-        _rc, out, _err = self._run([self.params["docker"], "inspect", "--type", "container", *names])
+        _rc, out, _err = self._run([self.docker, "inspect", "--type", "container", *names])
         try:
             found = json.loads(out) if out.strip() else []
         except ValueError:
@@ -229,7 +231,7 @@ class FleetStatus:
     def _images(self, images):
         if not images:
             return {}
-        _rc, _out, err = self._run([self.params["docker"], "image", "inspect", "--format", "{{.Id}}", *images])
+        _rc, _out, err = self._run([self.docker, "image", "inspect", "--format", "{{.Id}}", *images])
         missing = set(line.split("No such image:", 1)[1].strip() for line in err.splitlines()
                       if "No such image:" in line)
         return dict((image, image not in missing) for image in images)
@@ -332,10 +334,10 @@ def main():
     argument_spec = dict(
         config_dir=dict(type="path", default="/etc/fleetwarden/workers"),
         state_dir=dict(type="path", default="/run/fleetwarden/workers"),
-        docker=dict(type="path", default="/usr/bin/docker"),
         authorized_keys_users=dict(type="list", elements="str", default=[], no_log=False),
         ray_dashboard=dict(type="bool", default=True),
         timeout=dict(type="int", default=15),
+        **DOCKER_CLI_ARGUMENT_SPEC,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     module.exit_json(changed=False, **FleetStatus(module).run())

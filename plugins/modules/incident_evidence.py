@@ -15,6 +15,10 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis impor
     redact_env,
     redact_secrets,
 )
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (
+    DOCKER_CLI_ARGUMENT_SPEC,
+    find_docker_cli,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -66,6 +70,8 @@ options:
 attributes:
   check_mode: {support: full, description: Reports what it would write and writes nothing.}
   diff_mode: {support: none}
+extends_documentation_fragment:
+  - fleetwarden.fleet.docker
 author: fleetwarden maintainers
 """
 
@@ -123,8 +129,7 @@ class IncidentEvidence:
         self.files = {}
 
     def docker(self, *args):
-        docker = self.module.get_bin_path("docker", required=True)
-        return self.module.run_command([docker, *args])
+        return self.module.run_command([find_docker_cli(self.module, required=True), *args])
 
     def collect(self):
         p = self.params
@@ -221,6 +226,7 @@ def main():
             history_file=dict(type="path"),
             record=dict(type="dict"),
             history_keep_s=dict(type="int", default=86400),
+            **DOCKER_CLI_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )
