@@ -100,6 +100,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_st
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     DOCKER_CLI_ARGUMENT_SPEC,
     docker_cli_path,
+    missing_images,
 )
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     disk_usage,
@@ -232,8 +233,7 @@ class FleetStatus:
         if not images:
             return {}
         _rc, _out, err = self._run([self.docker, "image", "inspect", "--format", "{{.Id}}", *images])
-        missing = set(line.split("No such image:", 1)[1].strip() for line in err.splitlines()
-                      if "No such image:" in line)
+        missing = missing_images(err)
         return dict((image, image not in missing) for image in images)
 
     def _worker(self, doc, props, restarts, inspected, images, mounts, uptime):
