@@ -3,12 +3,9 @@
 import json
 
 import pytest
-import yaml
-from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import runpod
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import unknown_options
-from inventory_testlib import SAMPLES, Sleeps, fixture_json, load_plugin, replay_server
+from inventory_testlib import Sleeps, fixture_json, load_plugin, replay_server, sample_config
 
 API_KEY = "rpa_TESTKEY0123456789"
 AUTH = "Bearer " + API_KEY
@@ -17,13 +14,6 @@ AUTH = "Bearer " + API_KEY
 @pytest.fixture
 def plugin():
     return load_plugin(runpod)
-
-
-@pytest.fixture
-def warnings(monkeypatch, plugin):
-    seen = []
-    monkeypatch.setattr(plugin.display, "warning", lambda msg, *args, **kwargs: seen.append(msg))
-    return seen
 
 
 def pods():
@@ -252,11 +242,7 @@ def test_malformed_config(plugin, inventory, loader, write_config, extra, messag
 
 
 def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
-    path = SAMPLES / "runpod.yml"
-    config = yaml.safe_load(path.read_text())
-    assert plugin.verify_file(str(path))
-    assert config["plugin"] == plugin.NAME
-    assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
+    sample_config(plugin, "runpod.yml")
 
 
 def test_a_cache_hit_does_not_call_the_api_and_never_stores_the_key(plugin, inventory, loader, write_config, tmp_path):
