@@ -117,6 +117,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi impo
     gpu_from_query_row,
     parse_csv,
 )
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     parse_systemd_version,
 )
@@ -205,7 +206,7 @@ class FleetStatus:
         rc, out, err = self._run(["systemctl", "show", "--property=" + ",".join(shape.UNIT_PROPERTIES), *units])
         if rc != 0:
             self.errors.append("systemctl show failed: %s" % err.strip()[:300])
-        return shape.parse_systemctl_show_units(out)
+        return parse_systemctl_show_units(out)
 
     def _restarts(self, units):
         if not units:
