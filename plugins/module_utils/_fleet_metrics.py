@@ -22,7 +22,6 @@ import re
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
 
-PREFIX = "fleetwarden_"
 MIB = 1024 * 1024
 # systemd's start limit window of a worker unit (StartLimitIntervalSec=3600 in _worker_unit).
 RESTART_WINDOW_S = 3600

@@ -30,21 +30,16 @@ def config(server, extra=""):
 @pytest.mark.parametrize(
     ("ports", "expected"),
     [
-        (pods()[0]["runtime"]["ports"], ("194.26.196.6", 40123)),  # the public mapping wins
-        (pods()[1]["runtime"]["ports"], ("100.65.40.2", 22)),  # only a private one
-        (pods()[3]["runtime"]["ports"], None),  # no port 22
-        ([{"ip": "1.2.3.4", "isIpPublic": True, "privatePort": 22, "publicPort": 2222, "type": "http"}], None),
-        (None, None),
+        (pods()[0]["runtime"]["ports"], {"public_ip": ("194.26.196.6", 40123), "private_ip": ("100.65.12.34", 22)}),
+        (pods()[1]["runtime"]["ports"], {"private_ip": ("100.65.40.2", 22)}),  # only a private one
+        (pods()[3]["runtime"]["ports"], {}),  # no port 22
+        ([{"ip": "1.2.3.4", "isIpPublic": True, "privatePort": 22, "publicPort": 2222, "type": "http"}], {}),
+        (None, {}),
     ],
 )
-def test_ssh_address(ports, expected):
-    assert runpod.ssh_address(ports) == expected
-
-
-def test_ssh_address_follows_the_address_choice():
-    ports = pods()[0]["runtime"]["ports"]
-    assert runpod.ssh_address(ports, ("private_ip", "public_ip")) == ("100.65.12.34", 22)
-    assert runpod.ssh_address(pods()[1]["runtime"]["ports"], ("public_ip",)) is None
+def test_ssh_addresses_are_the_tcp_mappings_of_port_22(ports, expected):
+    # Which one becomes ansible_host follows `addresses`: test_host_records_give_connection_vars_only_to_running_pods
+    assert runpod.ssh_addresses(ports) == expected
 
 
 @pytest.mark.parametrize(
