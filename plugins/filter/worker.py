@@ -7,7 +7,6 @@
 - ``fleetwarden.fleet.worker_unpullable``: workers whose image is missing and whose pull policy is never -> one
   line each naming host, worker and image.
 - ``fleetwarden.fleet.worker_unit_name``: worker name -> ``fleetwarden-worker-<name>.service``.
-- ``fleetwarden.fleet.worker_probe_unit_name``: worker name -> ``fleetwarden-probe-<name>.service``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,15 +34,10 @@ def worker_unit_name(name):
     return unit_names(name)["worker"]
 
 
-def worker_probe_unit_name(name):
-    return unit_names(name)["probe"]
-
-
 class FilterModule:
     def filters(self):
         return {
             "worker_errors": worker_errors,
             "worker_unit_name": worker_unit_name,
             "worker_unpullable": worker_unpullable,
-            "worker_probe_unit_name": worker_probe_unit_name,
         }

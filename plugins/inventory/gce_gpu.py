@@ -8,7 +8,6 @@ __metaclass__ = type
 import concurrent.futures
 
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
     RETRYABLE_EXCEPTIONS,
     GcpError,
@@ -26,7 +25,6 @@ from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory i
     short_name,
     zone_failure,
 )
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import make_unsafe_vars
 
 DOCUMENTATION = r"""
 name: gce_gpu
@@ -204,9 +202,6 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
         ("gce_zone", "gce_zone"),
     )
     ADDRESS_VARS = (("external_ip", "gce_external_ip"), ("internal_ip", "gce_internal_ip"))
-
-    def make_unsafe(self, value):
-        return make_unsafe_vars(value, wrap_var)
 
     def _naming(self, host_vars):
         return (

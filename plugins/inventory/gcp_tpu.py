@@ -8,7 +8,6 @@ __metaclass__ = type
 import concurrent.futures
 
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
     RETRYABLE_EXCEPTIONS,
     GcpError,
@@ -31,7 +30,6 @@ from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory i
 from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
     NAME_SCHEMES,
     group_name,
-    make_unsafe_vars,
     pick_hostname,
 )
 from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._tpu_inventory import WAITING_STATES, shape
@@ -262,9 +260,6 @@ class InventoryModule(GcpInventoryMixin, BaseInventoryPlugin, Constructable, Cac
         ("tpu_queued_resource_state", "tpu_queued_state"),
     )
     ADDRESS_VARS = (("external_ip", "tpu_external_ip"), ("internal_ip", "tpu_internal_ip"))
-
-    def make_unsafe(self, value):
-        return make_unsafe_vars(value, wrap_var)
 
     def _naming(self, host_vars):
         return (

@@ -166,11 +166,6 @@ def ssh_addresses(ports):
     return found
 
 
-def ssh_address(ports, order=ADDRESS_CHOICES):
-    """(ip, port) of the first SSH mapping in `order`; None when absent."""
-    return choose_address(order, ssh_addresses(ports))
-
-
 def assign_hostnames(pods):
     """{pod id: inventory hostname}; names used by several pods get the pod id appended."""
     counts = {}

@@ -7,7 +7,7 @@ docker inspect and events, nvidia-smi, the kernel log, statvfs).
 - ``METRICS``: the one home of every metric's name, type, help and labels (docs/monitoring.md and the
   alert rules use these names; tests/unit hold them together).
 - ``worker_samples`` / ``gpu_samples`` / ``node_samples``: (name, labels, value) tuples.
-- ``parse_units``, ``parse_docker_events``, ``parse_xid_events``: parsers of command output.
+- ``parse_docker_events``, ``parse_xid_events``: parsers of command output.
 - ``restart_window``, ``count_events``: the small state kept between runs (restarts per hour, OOM kills).
 
 Runs on managed hosts (imported by the collector) and in unit tests: standard library only.
@@ -22,7 +22,6 @@ import re
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
 
-PREFIX = "fleetwarden_"
 MIB = 1024 * 1024
 # systemd's start limit window of a worker unit (StartLimitIntervalSec=3600 in _worker_unit).
 RESTART_WINDOW_S = 3600
@@ -103,20 +102,6 @@ def sample(name, value, **labels):
 
 def _flag(value):
     return 1 if value else 0
-
-
-def parse_units(text):
-    """`systemctl show --property=Id,... UNIT...` output -> {unit id: {property: value}} (blank line between units)."""
-    units, current = {}, {}
-    for line in [*(text or "").splitlines(), ""]:
-        if not line.strip():
-            if current.get("Id"):
-                units[current["Id"]] = current
-            current = {}
-        elif "=" in line:
-            key, value = line.split("=", 1)
-            current[key] = value
-    return units
 
 
 def _int(value, default=None):
@@ -230,7 +215,7 @@ def worker_samples(decl, unit, container, death=None, restarts_in_window=0, hear
                    mounts_ok=True):
     """Samples of one worker.
 
-    decl: the declaration JSON; unit: its worker unit's properties (parse_units) or {}; container:
+    decl: the declaration JSON; unit: its worker unit's properties (parse_systemctl_show_units) or {}; container:
     container_facts() or None; death: the last die event seen for it (count_events) or None;
     heartbeat_age: seconds (float('inf') when the file is missing) or None; probe_ok: the probe's verdict this
     run, None when no probe is declared or the container is not running.

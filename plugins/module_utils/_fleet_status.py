@@ -2,7 +2,6 @@
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Pure shaping of what fleetwarden.fleet.fleet_status reads on a host, for `fleetwarden status` and `doctor`.
 
-- ``parse_systemctl_show_units``: ``systemctl show UNIT1 UNIT2 ...`` (blocks split by blank lines) -> {Id: props}.
 - ``restarts_by_unit``: journal entries of systemd's "Scheduled restart job" message -> {unit: [epoch, ...]}.
 - ``container_summary``: one ``docker inspect`` object -> state, exit and its meaning; never the env.
 - ``worker_summary``: a declaration document plus what was read about it -> one status row.
@@ -28,21 +27,6 @@ UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "NRes
                    "ExecMainCode", "StateChangeTimestampMonotonic", "ActiveEnterTimestampMonotonic", "StartLimitBurst")
 # ExecMainCode is a CLD_* code: how the main process ended.
 _EXIT_CODES = {"1": "exited", "2": "killed", "3": "dumped"}
-
-
-def parse_systemctl_show_units(text):
-    """{unit id: {property: value}} from ``systemctl show -p ... U1 U2``; blocks are separated by blank lines."""
-    units, block = {}, {}
-    for line in [*(text or "").splitlines(), ""]:
-        if not line.strip():
-            if block.get("Id"):
-                units[block["Id"]] = block
-            block = {}
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            block[key] = value
-    return units
 
 
 def unit_summary(props, uptime_s):

@@ -175,6 +175,20 @@ def find_mount(mounts, mount_point):
     return found
 
 
+def mount_check(path, mount, error):
+    """One checked mount point: ``mount`` is its find_mount() entry (None: not mounted), ``error`` what stat said."""
+    if mount is None:
+        error = "not mounted"
+    return {"path": path, "checked": True, "healthy": error is None, "mounted": mount is not None,
+            "fstype": mount["fstype"] if mount else None, "error": error}
+
+
+def mounts_not_checked(paths, reason):
+    """Mount points that could not be checked, each saying why."""
+    return [{"path": path, "checked": False, "healthy": None, "mounted": None, "fstype": None, "error": reason}
+            for path in paths]
+
+
 def parse_kernel_log(text):
     """Split kernel log output into (epoch or None, message) pairs.
 
@@ -247,3 +261,8 @@ def parse_kernel_oom_events(text):
         })
         summary = {}
     return events
+
+
+def events_between(events, since, until):
+    """The events from ``since`` to ``until`` (epoch seconds); an event whose time is unknown is kept."""
+    return [event for event in events if event["time"] is None or since <= event["time"] <= until]

@@ -189,12 +189,6 @@ def parse_public_key(line):
     return described
 
 
-def keygen_line(parsed):
-    """The line ``ssh-keygen -l -f`` prints for a parsed key."""
-    return "%d %s %s (%s)" % (parsed["bits"], parsed["fingerprint"], parsed["comment"] or "no comment",
-                              parsed["label"])
-
-
 def evaluate_policy(parsed, policy):
     """(allowed, reason) for a parsed key under ``policy``, a dict of allowed family -> minimum bits."""
     family = parsed["type"]

@@ -92,3 +92,18 @@ def normalize_path(path):
     """``path`` with duplicate and trailing slashes and "." removed, as systemd compares mount points."""
     normalized = posixpath.normpath(path)
     return "/" + normalized.lstrip("/") if normalized.startswith("/") else normalized
+
+
+def parse_systemctl_show_units(text):
+    """{unit id: {property: value}} from ``systemctl show --property=Id,... UNIT...`` (a blank line between units)."""
+    units, block = {}, {}
+    for line in [*(text or "").splitlines(), ""]:
+        if not line.strip():
+            if block.get("Id"):
+                units[block["Id"]] = block
+            block = {}
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            block[key] = value
+    return units

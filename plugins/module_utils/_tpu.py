@@ -41,12 +41,17 @@ def location_path(project, zone):
     return "projects/%s/locations/%s" % (project, zone)
 
 
+def _parse_resource_name(resource_name, collection, what):
+    """`projects/P/locations/Z/<collection>/N` -> (P, Z, N); ValueError naming ``what`` for anything else."""
+    parts = (resource_name or "").split("/")
+    if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != collection:
+        raise ValueError("not a TPU %s name: %r" % (what, resource_name))
+    return parts[1], parts[3], parts[5]
+
+
 def parse_queued_resource_name(resource_name):
     """`projects/P/locations/Z/queuedResources/Q` -> (P, Z, Q); ValueError for anything else."""
-    parts = (resource_name or "").split("/")
-    if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "queuedResources":
-        raise ValueError("not a TPU queued resource name: %r" % resource_name)
-    return parts[1], parts[3], parts[5]
+    return _parse_resource_name(resource_name, "queuedResources", "queued resource")
 
 
 def queued_resource_spec(queued_resource):
@@ -70,10 +75,7 @@ def queued_resource_spec(queued_resource):
 
 def parse_node_name(resource_name):
     """`projects/P/locations/Z/nodes/N` -> (P, Z, N); ValueError for anything else."""
-    parts = (resource_name or "").split("/")
-    if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "nodes":
-        raise ValueError("not a TPU node name: %r" % resource_name)
-    return parts[1], parts[3], parts[5]
+    return _parse_resource_name(resource_name, "nodes", "node")
 
 
 def provisioning_model(scheduling_config):

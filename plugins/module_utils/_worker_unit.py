@@ -25,6 +25,7 @@ import hashlib
 import json
 import re
 
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import DEFAULT_DOCKER_CLI
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcsfuse import gcsfuse_unit_name
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import systemd_exec_line
 
@@ -32,8 +33,9 @@ UNIT_PREFIX = "fleetwarden-worker-"
 PROBE_PREFIX = "fleetwarden-probe-"
 ALERT_UNIT = "fleetwarden-alert@.service"
 RESTART_STEPS_MIN_SYSTEMD = 254
+# The worker_unit module replaces "docker" with the absolute path of its docker_cli option (_docker_cli).
 PATHS = {
-    "docker": "/usr/bin/docker",
+    "docker": DEFAULT_DOCKER_CLI,
     "python": "/usr/bin/python3",
     "tool": "/usr/local/libexec/fleetwarden/fleetwarden-worker",
     "entrypoint": "/usr/local/libexec/fleetwarden/worker-entrypoint",
@@ -62,6 +64,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
 _ULIMIT = re.compile(r"^(-1|unlimited|[0-9]+)(:(-1|unlimited|[0-9]+))?$")
 _URL = re.compile(r"^https?://[^\s]+$")
+_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9_./+-]+$")
 
 
 def _is_int(value):
@@ -386,6 +389,13 @@ def restart_lines(restart, systemd_version):
     return lines
 
 
+def _tool_environment(paths):
+    """The worker tool runs the docker CLI the units run (fleetwarden_worker.py reads FLEETWARDEN_DOCKER)."""
+    if not _PLAIN_PATH.match(paths["docker"]):
+        raise ValueError("the docker CLI must be an absolute path of plain characters, got %r" % (paths["docker"],))
+    return "Environment=FLEETWARDEN_DOCKER=" + paths["docker"]
+
+
 def _tool(paths, *args):
     return systemd_exec_line([paths["python"], paths["tool"], *args])
 
@@ -409,7 +419,8 @@ def worker_unit_text(decl, systemd_version, paths=None, devices=()):
         lines.append("Wants=%s" % units["probe"])
     # One start plus max_per_hour restarts per hour; the next failure leaves the unit failed and fires the alert.
     lines += ["OnFailure=fleetwarden-alert@%n.service", "StartLimitIntervalSec=3600",
-              "StartLimitBurst=%d" % (restart["max_per_hour"] + 1), "", "[Service]", "Type=notify", "NotifyAccess=main"]
+              "StartLimitBurst=%d" % (restart["max_per_hour"] + 1), "", "[Service]", "Type=notify", "NotifyAccess=main",
+              _tool_environment(paths)]
     lines.append("ExecStartPre=-" + systemd_exec_line([paths["docker"], "rm", "--force", name]))
     for item in decl["wait_for"]:
         lines.append("ExecStartPre=" + _tool(paths, "wait-for", "--check", item["check"], "--timeout",
@@ -437,7 +448,7 @@ def probe_unit_text(decl, paths=None):
     lines = ["# Managed by fleetwarden.fleet.worker_service: edit the declaration, not this file.",
              "[Unit]", "Description=fleetwarden liveness probe for worker %s" % decl["name"],
              "BindsTo=%s" % units["worker"], "After=%s" % units["worker"], "",
-             "[Service]", "Type=simple", "ExecStart=" + _tool(paths, "probe", decl["name"]),
+             "[Service]", "Type=simple", _tool_environment(paths), "ExecStart=" + _tool(paths, "probe", decl["name"]),
              "Restart=on-failure", "RestartSec=1s"]
     return "\n".join(lines) + "\n"
 

@@ -20,6 +20,7 @@ author:
   - fleetwarden maintainers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - fleetwarden.fleet.docker
 attributes:
   check_mode:
     support: full
@@ -161,7 +162,6 @@ evidence:
 """
 
 # Module anatomy (community.docker): imports follow DOCUMENTATION, EXAMPLES and RETURN.
-import json  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 import socket  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 import threading  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
@@ -169,9 +169,8 @@ import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imp
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _docker_cli as docker_cli  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
-
-DEFAULT_DOCKER_ROOT = "/var/lib/docker"
 
 
 # Host access, kept in small functions so that tests can replace them.
@@ -223,7 +222,7 @@ class ContainerDiagnosis:
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.docker = module.get_bin_path("docker", required=True)
+        self.docker = docker_cli.find_docker_cli(module, required=True)
 
     def run(self):
         params = self.params
@@ -252,7 +251,7 @@ class ContainerDiagnosis:
             image=evidence["image"] or params["image"], image_present=image_present, log_tail=log_tail,
             log_error=log_error, log_matches=diag.find_gpu_oom(log_text) + diag.find_enospc(log_text),
             kernel_log_source=kernel_source, kernel_oom_events=events, daemon=daemon,
-            disks=self.check_disks(daemon["root_dir"] or DEFAULT_DOCKER_ROOT),
+            disks=self.check_disks(daemon["root_dir"] or docker_cli.DEFAULT_DOCKER_ROOT),
             mounts=self.check_mounts(state.get("Pid") if running else None),
             ray_head=self.check_head(), unit=self.unit_status())
         observation = {
@@ -285,17 +284,14 @@ class ContainerDiagnosis:
 
     def inspect(self):
         rc, out, err = self._docker("inspect", "--type", "container", self.params["name"])
-        if rc != 0:
-            if "no such container" in (err or "").lower():
-                return None
-            self.module.fail_json(msg="docker inspect failed: " + (err or out).strip(), rc=rc)
-        return json.loads(out)[0]
+        container, error = docker_cli.inspected_container(rc, out, err)
+        if error is not None:
+            self.module.fail_json(msg="docker inspect failed: " + error, rc=rc)
+        return container
 
     def image_present(self, image):
         rc, _out, err = self._docker("image", "inspect", "--format", "{{.Id}}", image)
-        if rc == 0:
-            return True
-        return False if "no such image" in (err or "").lower() else None
+        return docker_cli.image_present(rc, err)
 
     def read_logs(self):
         rc, out, err = self._docker("logs", "--tail", str(self.params["log_lines"]), "--timestamps",
@@ -317,9 +313,7 @@ class ContainerDiagnosis:
         if dmesg:
             rc, out, _err = self.module.run_command([dmesg, "--time-format", "iso"])
             if rc == 0:
-                events = [event for event in node.parse_kernel_oom_events(out)
-                          if event["time"] is None or since <= event["time"] <= at + 60]
-                return "dmesg", events
+                return "dmesg", node.events_between(node.parse_kernel_oom_events(out), since, at + 60)
         return "none", []
 
     def check_disks(self, docker_root):
@@ -336,18 +330,15 @@ class ContainerDiagnosis:
     def check_mounts(self, pid):
         in_container = self.params["mount_namespace"] == "container"
         if in_container and not pid:
-            return [{"path": path, "checked": False, "healthy": None, "mounted": None, "fstype": None,
-                     "error": "container is not running; its mounts went with it"}
-                    for path in self.params["mounts"]]
+            return node.mounts_not_checked(self.params["mounts"], "container is not running; its mounts went with it")
         prefix = "/proc/{0}".format(pid) if in_container else "/proc/self"
         table = node.parse_mountinfo(read_text(prefix + "/mountinfo")) if self.params["mounts"] else []
         results = []
         for path in self.params["mounts"]:
             mount = node.find_mount(table, path)
-            error = "not mounted" if mount is None else probe_path(
+            error = None if mount is None else probe_path(
                 (prefix + "/root" if in_container else "") + path, self.params["connect_timeout"])
-            results.append({"path": path, "checked": True, "healthy": error is None, "mounted": mount is not None,
-                            "fstype": mount["fstype"] if mount else None, "error": error})
+            results.append(node.mount_check(path, mount, error))
         return results
 
     def check_head(self):
@@ -390,6 +381,7 @@ def main():
         repeat_threshold=dict(type="int", default=3),
         history=dict(type="list", elements="dict", default=[]),
         include_sensitive=dict(type="bool", default=False),
+        **docker_cli.DOCKER_CLI_ARGUMENT_SPEC,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     result = ContainerDiagnosis(module).run()

@@ -26,6 +26,7 @@ author:
   - fleetwarden maintainers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - fleetwarden.fleet.docker
 attributes:
   check_mode:
     support: full
@@ -43,10 +44,6 @@ options:
     description: Where the probe records its last failure (C(NAME.probe-failure.json)).
     type: path
     default: /run/fleetwarden/workers
-  docker:
-    description: The docker CLI.
-    type: path
-    default: /usr/bin/docker
   authorized_keys_users:
     description: Users whose C(~/.ssh/authorized_keys) to summarize (fingerprints only).
     type: list
@@ -100,6 +97,11 @@ import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imp
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible.module_utils.urls import open_url  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_status as shape  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    DOCKER_CLI_ARGUMENT_SPEC,
+    docker_cli_path,
+    missing_images,
+)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     disk_usage,
     find_mount,
@@ -115,6 +117,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi impo
     gpu_from_query_row,
     parse_csv,
 )
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     parse_systemd_version,
 )
@@ -136,6 +139,7 @@ class FleetStatus:
         self.params = module.params
         self.errors = []
         self.now = time.time()
+        self.docker = docker_cli_path(module)  # a missing CLI is reported as docker not answering
 
     def _run(self, argv):
         try:
@@ -173,7 +177,7 @@ class FleetStatus:
         return [d for d in docs if d.get("name") and d.get("units") and d.get("container")]
 
     def _docker_info(self):
-        rc, out, err = self._run([self.params["docker"], "info", "--format", "{{json .}}"])
+        rc, out, err = self._run([self.docker, "info", "--format", "{{json .}}"])
         try:
             info = json.loads(out) if rc == 0 and out.strip() else {}
         except ValueError:
@@ -202,7 +206,7 @@ class FleetStatus:
         rc, out, err = self._run(["systemctl", "show", "--property=" + ",".join(shape.UNIT_PROPERTIES), *units])
         if rc != 0:
             self.errors.append("systemctl show failed: %s" % err.strip()[:300])
-        return shape.parse_systemctl_show_units(out)
+        return parse_systemctl_show_units(out)
 
     def _restarts(self, units):
         if not units:
@@ -219,7 +223,7 @@ class FleetStatus:
     def _inspect(self, names):
         if not names:
             return {}
-        _rc, out, _err = self._run([self.params["docker"], "inspect", "--type", "container", *names])
+        _rc, out, _err = self._run([self.docker, "inspect", "--type", "container", *names])
         try:
             found = json.loads(out) if out.strip() else []
         except ValueError:
@@ -229,9 +233,8 @@ class FleetStatus:
     def _images(self, images):
         if not images:
             return {}
-        _rc, _out, err = self._run([self.params["docker"], "image", "inspect", "--format", "{{.Id}}", *images])
-        missing = set(line.split("No such image:", 1)[1].strip() for line in err.splitlines()
-                      if "No such image:" in line)
+        _rc, _out, err = self._run([self.docker, "image", "inspect", "--format", "{{.Id}}", *images])
+        missing = missing_images(err)
         return dict((image, image not in missing) for image in images)
 
     def _worker(self, doc, props, restarts, inspected, images, mounts, uptime):
@@ -332,10 +335,10 @@ def main():
     argument_spec = dict(
         config_dir=dict(type="path", default="/etc/fleetwarden/workers"),
         state_dir=dict(type="path", default="/run/fleetwarden/workers"),
-        docker=dict(type="path", default="/usr/bin/docker"),
         authorized_keys_users=dict(type="list", elements="str", default=[], no_log=False),
         ray_dashboard=dict(type="bool", default=True),
         timeout=dict(type="int", default=15),
+        **DOCKER_CLI_ARGUMENT_SPEC,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     module.exit_json(changed=False, **FleetStatus(module).run())

@@ -9,11 +9,16 @@ import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import (
-    env_secrets,
-    merge_docker_logs,
-    redact_env,
-    redact_secrets,
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import merge_docker_logs, redact_secrets
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (
+    DOCKER_CLI_ARGUMENT_SPEC,
+    find_docker_cli,
+)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._incident import (
+    incidents_to_remove,
+    inspect_secrets,
+    merge_history,
+    redact_inspect,
 )
 
 DOCUMENTATION = r"""
@@ -66,6 +71,8 @@ options:
 attributes:
   check_mode: {support: full, description: Reports what it would write and writes nothing.}
   diff_mode: {support: none}
+extends_documentation_fragment:
+  - fleetwarden.fleet.docker
 author: fleetwarden maintainers
 """
 
@@ -87,35 +94,6 @@ removed: {description: Older incident directories removed by the retention limit
 history_count: {description: Records kept for this worker in the history file., returned: always, type: int}
 """
 
-def inspect_secrets(inspect):
-    """Every secret of the inspected containers' env (setup commands decoded), for redacting free text."""
-    secrets = set()
-    for item in inspect if isinstance(inspect, list) else []:
-        secrets.update(env_secrets((item.get("Config") or {}).get("Env")))
-    return sorted(secrets)
-
-
-def redact_inspect(inspect, secrets=()):
-    for item in inspect if isinstance(inspect, list) else []:
-        config = item.get("Config") or {}
-        if isinstance(config.get("Env"), list):
-            config["Env"] = [f"{key}={value}" for key, value in redact_env(config["Env"]).items()]
-        for holder, key in ((item, "Args"), (config, "Cmd"), (config, "Entrypoint")):
-            if isinstance(holder.get(key), list):
-                holder[key] = [redact_secrets(a, secrets) if isinstance(a, str) else a for a in holder[key]]
-    return inspect
-
-
-def merge_history(history, name, record, now, keep_s):
-    records = [r for r in history.get(name, []) if isinstance(r, dict)]
-    if record and not any(r.get("container_id") == record.get("container_id") and r.get("at") == record.get("at")
-                          for r in records):
-        records.append(record)
-    records = [r for r in records if isinstance(r.get("at"), (int, float)) and r["at"] > now - keep_s]
-    history[name] = records
-    return records
-
-
 class IncidentEvidence:
     def __init__(self, module):
         self.module = module
@@ -123,8 +101,7 @@ class IncidentEvidence:
         self.files = {}
 
     def docker(self, *args):
-        docker = self.module.get_bin_path("docker", required=True)
-        return self.module.run_command([docker, *args])
+        return self.module.run_command([find_docker_cli(self.module, required=True), *args])
 
     def collect(self):
         p = self.params
@@ -175,8 +152,8 @@ class IncidentEvidence:
 
     def retention(self):
         parent = os.path.dirname(self.params["dir"].rstrip("/"))
-        incidents = sorted(d for d in os.listdir(parent) if os.path.isdir(os.path.join(parent, d)))
-        return [os.path.join(parent, d) for d in incidents[:-self.params["keep"]]]
+        incidents = [d for d in os.listdir(parent) if os.path.isdir(os.path.join(parent, d))]
+        return [os.path.join(parent, d) for d in incidents_to_remove(incidents, self.params["keep"])]
 
     def run(self):
         p = self.params
@@ -221,6 +198,7 @@ def main():
             history_file=dict(type="path"),
             record=dict(type="dict"),
             history_keep_s=dict(type="int", default=86400),
+            **DOCKER_CLI_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )

@@ -25,6 +25,7 @@ author:
   - fleetwarden maintainers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - fleetwarden.fleet.docker
 attributes:
   check_mode:
     support: full
@@ -71,7 +72,9 @@ options:
     type: path
     default: /etc/systemd/system
   paths:
-    description: Overrides of the host paths (docker, python, tool, entrypoint, config_dir).
+    description:
+      - Overrides of the host paths (python, tool, entrypoint, config_dir).
+      - The docker CLI is O(docker_cli), resolved to an absolute path for the units.
     type: dict
     default: {}
 """
@@ -124,6 +127,10 @@ import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above impor
 import tempfile  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    DOCKER_CLI_ARGUMENT_SPEC,
+    docker_cli_path,
+)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     PATHS,
     config_paths,
@@ -145,6 +152,7 @@ class WorkerUnit:
         self.module = module
         self.params = module.params
         self.paths = dict(PATHS, **(self.params["paths"] or {}))
+        self.paths["docker"] = docker_cli_path(module)
         self.changed_files = []
         self.diffs = []
 
@@ -272,6 +280,7 @@ def main():
             systemd_version=dict(type="int", default=0),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             paths=dict(type="dict", default={}),
+            **DOCKER_CLI_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )

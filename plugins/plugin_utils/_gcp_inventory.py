@@ -14,6 +14,7 @@ __metaclass__ = type
 import time
 
 from ansible.errors import AnsibleParserError
+from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
     GOOGLE_IMPORT_ERROR,
     HAS_GOOGLE_LIBRARIES,
@@ -37,6 +38,7 @@ from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory impor
     choose_address,
     duplicate_message,
     group_name,
+    make_unsafe_vars,
     matches_filters,
     paused_gc,
     pick_hostname,
@@ -128,7 +130,7 @@ class GcpInventoryMixin(FleetInventoryMixin):
 
     A subclass sets ALL_GROUP (the group every host is in, directly or through its child groups),
     DEFAULT_GROUPS ((host var, group prefix) pairs), ADDRESS_VARS ((addresses choice, host var) pairs),
-    CONFIG_SUFFIXES, and make_unsafe (ansible's wrap_var), and implements:
+    CONFIG_SUFFIXES, and implements:
     - `_query(caller)` -> (records, failures): records are host var dicts of plain data (they cache
       as JSON), failures are zone_failure / project_failure records;
     - `_naming(host_vars)` -> (name, qualifiers, labels, suffix): what pick_hostname needs;
@@ -139,6 +141,10 @@ class GcpInventoryMixin(FleetInventoryMixin):
     ALL_GROUP = None
     DEFAULT_GROUPS = ()
     ADDRESS_VARS = ()
+
+    def make_unsafe(self, host_vars):
+        """Host vars with template syntax marked unsafe (ansible's wrap_var)."""
+        return make_unsafe_vars(host_vars, wrap_var)
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path)

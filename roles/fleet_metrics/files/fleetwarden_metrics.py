@@ -26,6 +26,7 @@ sys.path.insert(0, os.environ.get("FLEETWARDEN_METRICS_LIB", "/usr/local/lib/fle
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_metrics as fm
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_mountinfo
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import parse_xml
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -100,7 +101,7 @@ class Collector:
             return {}, True
         rc, out, _ = self.cmd([self.config["systemctl"], "show", "--property=" + ",".join(fm.UNIT_PROPERTIES),
                                *names])
-        return fm.parse_units(out), rc == 0
+        return parse_systemctl_show_units(out), rc == 0
 
     def docker_info(self):
         rc, out, _ = self.cmd([self.config["docker"], "info", "--format", "{{.DockerRootDir}}"])

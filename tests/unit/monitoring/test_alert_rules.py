@@ -4,13 +4,10 @@
 The promtool test file is built here from CASES: each case lists input series and the labels the alert must carry;
 the expected annotations are the rule's own templates with the labels filled in ({{ $labels.x }} only)."""
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._fleet_metrics import METRICS
 
@@ -28,15 +25,6 @@ WORKER = dict(NODE, worker="w1")
 GPU = dict(NODE, gpu="0")
 DOCKER_ROOT = dict(NODE, filesystem="docker_root", path="/var/lib/docker")
 ROOT = dict(NODE, filesystem="root", path="/")
-
-
-def promtool():
-    path = shutil.which("promtool")
-    if path is None and os.environ.get("FLEETWARDEN_REQUIRE_LAB") == "1":
-        pytest.fail("promtool is missing: scripts/install-engine.sh installs Debian's prometheus")
-    if path is None:
-        pytest.skip("promtool is missing (apt-get install prometheus)")
-    return path
 
 
 def rules():
@@ -132,16 +120,16 @@ def promtool_tests():
     return {"rule_files": [str(RULES)], "evaluation_interval": "5s", "tests": tests}
 
 
-def test_promtool_check_rules():
-    result = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
+def test_promtool_check_rules(promtool):
+    result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 13 rules found" in result.stdout
 
 
-def test_promtool_test_rules_fires_each_alert_and_not_without_its_fault(tmp_path):
+def test_promtool_test_rules_fires_each_alert_and_not_without_its_fault(tmp_path, promtool):
     test_file = tmp_path / "fleetwarden-alerts.test.yml"
     test_file.write_text(yaml.safe_dump(promtool_tests(), sort_keys=False))
-    result = subprocess.run([promtool(), "test", "rules", str(test_file)], capture_output=True, text=True,
+    result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr

@@ -2,8 +2,6 @@
 role's defaults and the sample inventory's receiver), checked by Debian's amtool: `amtool check-config` and
 `amtool config routes test`."""
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,15 +17,6 @@ SAMPLE = yaml.safe_load((REPO / "inventory" / "sample" / "group_vars" / "all" / 
 RECOVERY_URL = "http://monitoring-1.internal:9097/v1/alertmanager"
 
 
-def amtool():
-    path = shutil.which("amtool")
-    if path is None and os.environ.get("FLEETWARDEN_REQUIRE_LAB") == "1":
-        pytest.fail("amtool is missing: scripts/install-engine.sh installs Debian's prometheus-alertmanager")
-    if path is None:
-        pytest.skip("amtool is missing (apt-get install prometheus-alertmanager)")
-    return path
-
-
 def config(tmp_path, recovery_url, user_receiver):
     data = monitoring.alertmanager_config(
         recovery_url, DEFAULTS["prometheus_alertmanager_recovery_credentials_file"], user_receiver,
@@ -38,22 +27,22 @@ def config(tmp_path, recovery_url, user_receiver):
     return path
 
 
-def route(path, *labels):
-    result = subprocess.run([amtool(), "config", "routes", "test", f"--config.file={path}", *labels],
+def route(amtool, path, *labels):
+    result = subprocess.run([amtool, "config", "routes", "test", f"--config.file={path}", *labels],
                             capture_output=True, text=True, check=True)
     return result.stdout.strip()
 
 
 @pytest.mark.parametrize("recovery_url", [RECOVERY_URL, ""], ids=["recovery-receiver", "no-recovery-receiver"])
-def test_amtool_accepts_the_config_and_routes_by_remediate(tmp_path, recovery_url):
+def test_amtool_accepts_the_config_and_routes_by_remediate(tmp_path, recovery_url, amtool):
     path = config(tmp_path, recovery_url, SAMPLE["prometheus_alertmanager_user_receiver"])
-    check = subprocess.run([amtool(), "check-config", str(path)], capture_output=True, text=True, check=False)
+    check = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS" in check.stdout and " - 2 receivers" in check.stdout
-    assert route(path, "alertname=WorkerDown", "remediate=true", "fleet_host=h1", "worker=w1") == \
+    assert route(amtool, path, "alertname=WorkerDown", "remediate=true", "fleet_host=h1", "worker=w1") == \
         "fleetwarden-recovery"
-    assert route(path, "alertname=GPUXid", "remediate=false", "fleet_host=h1") == "fleet-users"
-    assert route(path, "alertname=Other") == "fleet-users"
+    assert route(amtool, path, "alertname=GPUXid", "remediate=false", "fleet_host=h1") == "fleet-users"
+    assert route(amtool, path, "alertname=Other") == "fleet-users"
 
 
 def test_the_recovery_webhook_reads_its_token_from_a_file_and_the_default_has_no_integration(tmp_path):

@@ -5,7 +5,6 @@ worker_service's own code. Its output must pass `promtool check metrics` (Debian
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -24,19 +23,15 @@ collector_module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(collector_module)
 
 
-def promtool():
-    path = shutil.which("promtool")
-    if path is None and os.environ.get("FLEETWARDEN_REQUIRE_LAB") == "1":
-        pytest.fail("promtool is missing: scripts/install-engine.sh installs Debian's prometheus")
-    if path is None:
-        pytest.skip("promtool is missing (apt-get install prometheus)")
-    return path
-
-
 def program(path: Path, body: str) -> str:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return str(path)
+
+
+def with_h100(tmp_path, config):
+    """The host has the recorded H100: its nvidia-smi prints the capture."""
+    config["nvidia_smi"] = program(tmp_path / "bin" / "nvidia-smi", f"cat {FIXTURES}/gpu-h100/nvidia-smi-q.xml\n")
 
 
 @pytest.fixture
@@ -137,8 +132,7 @@ def test_a_stale_heartbeat_and_a_closed_raylet_port_fail_the_probe(host):
 
 def test_gpu_series_and_xids_on_the_h100_capture(host):
     tmp_path, config = host
-    config["nvidia_smi"] = program(tmp_path / "bin" / "nvidia-smi",
-                                   f"cat {FIXTURES}/gpu-h100/nvidia-smi-q.xml\n")
+    with_h100(tmp_path, config)
     got = series(_run(config))
     assert got['fleetwarden_gpu_memory_total_bytes{gpu="0"}'] == 81559 * 1024 * 1024
     assert got['fleetwarden_gpu_xid_errors_total{gpu="0",xid="79"}'] == 2
@@ -148,8 +142,7 @@ def test_gpu_series_and_xids_on_the_h100_capture(host):
 def test_no_new_kernel_entry_is_no_error(host):
     """journalctl --cursor-file exits 1 without a word when nothing is new (systemd 252, seen on the lab)."""
     tmp_path, config = host
-    config["nvidia_smi"] = program(tmp_path / "bin" / "nvidia-smi",
-                                   f"cat {FIXTURES}/gpu-h100/nvidia-smi-q.xml\n")
+    with_h100(tmp_path, config)
     config["journalctl"] = program(tmp_path / "bin" / "journalctl-quiet", "exit 1\n")
     got = series(_run(config))
     assert got['fleetwarden_collector_source_up{source="kernel_log"}'] == 1
@@ -175,12 +168,11 @@ def test_docker_down_is_a_series_not_a_crash(host):
     assert got['fleetwarden_collector_source_up{source="docker"}'] == 0
 
 
-def test_promtool_check_metrics_is_clean(host):
+def test_promtool_check_metrics_is_clean(host, promtool):
     tmp_path, config = host
-    config["nvidia_smi"] = program(tmp_path / "bin" / "nvidia-smi",
-                                   f"cat {FIXTURES}/gpu-h100/nvidia-smi-q.xml\n")
+    with_h100(tmp_path, config)
     text = _run(config)
-    result = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True,
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr)

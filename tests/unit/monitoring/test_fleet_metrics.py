@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_metrics as fm
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _nvidia_smi as smi
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_unit as wu
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 H100 = FIXTURES / "gpu-h100"
@@ -87,7 +88,7 @@ def test_pci_key(bus_id, key):
 
 
 def test_units_from_real_systemctl_show_output():
-    units = fm.parse_units((MON / "systemctl-show.txt").read_text())
+    units = parse_systemctl_show_units((MON / "systemctl-show.txt").read_text())
     assert set(units) == {"fwmon-fail.service", "docker.service", "fleetwarden-worker-nosuch.service"}
     failed = units["fwmon-fail.service"]
     assert (failed["ActiveState"], failed["Result"], failed["NRestarts"]) == ("failed", "exit-code", "3")
@@ -198,3 +199,25 @@ def test_every_metric_follows_the_naming_conventions():
                                "container", "source"}
     with pytest.raises(KeyError):
         fm.sample("fleetwarden_no_such_metric", 1)
+
+
+def test_the_role_copies_every_module_util_the_collector_imports():
+    """roles/fleet_metrics copies _fleet_metrics_shared next to the collector: nothing it imports may be missing."""
+    import ast
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[3]
+    role_vars = yaml.safe_load((repo / "roles" / "fleet_metrics" / "vars" / "main.yml").read_text())
+    shared = role_vars["_fleet_metrics_shared"]
+    prefix = "ansible_collections.fleetwarden.fleet.plugins.module_utils"
+    sources = [repo / "roles" / "fleet_metrics" / "files" / "fleetwarden_metrics.py",
+               *(repo / "plugins" / "module_utils" / name for name in shared)]
+    imported = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == prefix:
+                imported.update(alias.name + ".py" for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(prefix + "."):
+                imported.add(node.module.rsplit(".", 1)[1] + ".py")
+    assert imported and imported <= set(shared), sorted(imported - set(shared))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_status as shape
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 
 FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -15,7 +16,7 @@ STATUS = FIXTURES_DIR / "status"
 
 
 def test_systemctl_show_blocks_become_one_dict_per_unit():
-    units = shape.parse_systemctl_show_units((STATUS / "systemctl-show-units.txt").read_text())
+    units = parse_systemctl_show_units((STATUS / "systemctl-show-units.txt").read_text())
     assert sorted(units) == ["fleetwarden-probe-ray-worker.service", "fleetwarden-worker-nonexistent.service",
                              "fleetwarden-worker-ray-worker.service"]
     worker = units["fleetwarden-worker-ray-worker.service"]
@@ -24,7 +25,7 @@ def test_systemctl_show_blocks_become_one_dict_per_unit():
 
 
 def test_unit_summary_ages_the_last_state_change_from_the_monotonic_clock():
-    props = shape.parse_systemctl_show_units((STATUS / "systemctl-show-units.txt").read_text())
+    props = parse_systemctl_show_units((STATUS / "systemctl-show-units.txt").read_text())
     summary = shape.unit_summary(props["fleetwarden-worker-ray-worker.service"], uptime_s=645.2455)
     assert summary["since_s"] == pytest.approx(100.0, abs=0.1)
     assert (summary["active"], summary["restarts"], summary["main_code"], summary["restarts_exhausted"]) == \

@@ -23,6 +23,5 @@ def test_worker_errors_refuses_a_profile_with_unknown_keys():
                       "privileged, cap_add, ulimits, host_network)"]
 
 
-def test_unit_names():
+def test_worker_unit_name():
     assert FILTERS["worker_unit_name"]("ray-worker") == "fleetwarden-worker-ray-worker.service"
-    assert FILTERS["worker_probe_unit_name"]("ray-worker") == "fleetwarden-probe-ray-worker.service"

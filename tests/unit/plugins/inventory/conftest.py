@@ -1,4 +1,7 @@
-"""Fixtures for the inventory plugin tests; the helpers live in inventory_testlib."""
+"""Fixtures for the inventory plugin tests; the helpers live in inventory_testlib.
+
+Each test module has its own ``plugin`` fixture (the plugin it tests), which ``warnings`` uses.
+"""
 
 import pytest
 from ansible.inventory.data import InventoryData
@@ -25,3 +28,11 @@ def inventory():
 @pytest.fixture
 def loader():
     return DataLoader()
+
+
+@pytest.fixture
+def warnings(monkeypatch, plugin):
+    """The warnings the test module's ``plugin`` shows, in order."""
+    seen = []
+    monkeypatch.setattr(plugin.display, "warning", lambda msg, *args, **kwargs: seen.append(msg))
+    return seen

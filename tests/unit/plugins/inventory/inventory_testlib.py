@@ -11,12 +11,21 @@ merge the doc fragments and register the option definitions.
 import json
 from pathlib import Path
 
+import yaml
 from ansible import constants as C
 from ansible.parsing.yaml.loader import AnsibleLoader
 from ansible.plugins.doc_fragments import constructed, inventory_cache
 from ansible.utils.plugin_docs import add_fragments
 from ansible_collections.fleetwarden.fleet.plugins.doc_fragments import gcp as gcp_fragment
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import ADDRESS_CHOICES, FALLBACK_HOSTNAME
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
+    NAME_SCHEMES,
+    unknown_options,
+    validate_addresses,
+    validate_filters,
+    validate_hostnames,
+)
 
 from fleetwarden.replay import ReplayServer
 
@@ -103,3 +112,21 @@ def recorded(answer):
 def replay_server(routes, expected_auth, open_paths=()):
     """A fleetwarden.replay.ReplayServer answering `routes` of (status, fixture path) from the recorded files."""
     return ReplayServer({key: recorded(answer) for key, answer in routes.items()}, expected_auth, open_paths)
+
+
+def sample_config(plugin, filename):
+    """inventory/sample/<filename>, checked: the plugin accepts its name and it sets only documented options."""
+    path = SAMPLES / filename
+    config = yaml.safe_load(path.read_text())
+    assert plugin.verify_file(str(path))
+    assert config["plugin"] == plugin.NAME
+    assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
+    return config
+
+
+def check_gcp_sample_config(plugin, filename):
+    """sample_config for a GCP inventory, whose hostnames, addresses and filters must also be valid."""
+    config = sample_config(plugin, filename)
+    validate_hostnames(config.get("hostnames", [FALLBACK_HOSTNAME]), NAME_SCHEMES, ADDRESS_CHOICES)
+    validate_addresses(config.get("addresses", []), ADDRESS_CHOICES)
+    validate_filters(config.get("filters", {}))

@@ -252,27 +252,7 @@ def test_recover_play_authenticates_as_the_inventory_source_did(replay, configs)
     assert TOKEN not in output
 
 
-def service_account_key(token_uri):
-    """A service-account key with a freshly generated RSA key, whose token endpoint is the replay server."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": "fw-ml-prod",
-        "private_key_id": "0123456789abcdef",
-        "private_key": pem,
-        "client_email": "fleetwarden@fw-ml-prod.iam.gserviceaccount.com",
-        "client_id": "1234567890",
-        "token_uri": token_uri,
-    }
-
-
-def test_recover_play_uses_service_account_contents_from_a_vault(replay, tmp_path):
+def test_recover_play_uses_service_account_contents_from_a_vault(replay, tmp_path, service_account_key):
     """service_account_contents is an inline !vault value in the source's file: the inventory and the
     module both exchange that key for a token at its token_uri, and both list and recreate with it."""
     key = json.dumps(service_account_key(replay.url + TOKEN_PATH))

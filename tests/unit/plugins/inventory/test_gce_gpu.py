@@ -1,21 +1,11 @@
 """Unit tests for the fleetwarden.fleet.gce_gpu inventory on recorded aggregatedList pages."""
 
 import pytest
-import yaml
-from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import gce_gpu
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller, build_service
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import ADDRESS_CHOICES
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
-    NAME_SCHEMES,
-    unknown_options,
-    validate_addresses,
-    validate_filters,
-    validate_hostnames,
-)
 from googleapiclient.http import HttpMockSequence
-from inventory_testlib import SAMPLES, Sleeps, fixture_json, load_plugin, ok, status, wire_http
+from inventory_testlib import Sleeps, check_gcp_sample_config, fixture_json, load_plugin, ok, status, wire_http
 
 PAGES = [
     ok("compute/instances_aggregated_page1.json"),
@@ -31,13 +21,6 @@ GPU_HOSTS = ["a100-train-0", "a100-train-1", "h100-serve-0", "l4-infer-0", "t4-d
 @pytest.fixture
 def plugin():
     return load_plugin(gce_gpu)
-
-
-@pytest.fixture
-def warnings(monkeypatch, plugin):
-    seen = []
-    monkeypatch.setattr(plugin.display, "warning", lambda msg, *args, **kwargs: seen.append(msg))
-    return seen
 
 
 def parse(plugin, inventory, loader, write_config, responses, extra="", sleeps=None):
@@ -280,11 +263,4 @@ def test_malformed_config_gives_a_clear_error(plugin, inventory, loader, write_c
 
 
 def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
-    path = SAMPLES / "gce_gpu.yml"
-    config = yaml.safe_load(path.read_text())
-    assert plugin.verify_file(str(path))
-    assert config["plugin"] == plugin.NAME
-    assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
-    validate_hostnames(config.get("hostnames", ["name_zone_project"]), NAME_SCHEMES, ADDRESS_CHOICES)
-    validate_addresses(config.get("addresses", []), ADDRESS_CHOICES)
-    validate_filters(config.get("filters", {}))
+    check_gcp_sample_config(plugin, "gce_gpu.yml")

@@ -4,23 +4,13 @@ import json
 
 import httplib2
 import pytest
-import yaml
-from ansible import constants as C
 from ansible.errors import AnsibleOptionsError, AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible_collections.fleetwarden.fleet.plugins.inventory import gcp_tpu
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import ApiCaller, build_service
 from ansible_collections.fleetwarden.fleet.plugins.plugin_utils import _tpu_inventory as tpu_inventory
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import ADDRESS_CHOICES
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
-    NAME_SCHEMES,
-    unknown_options,
-    validate_addresses,
-    validate_filters,
-    validate_hostnames,
-)
 from googleapiclient.http import HttpMockSequence
-from inventory_testlib import SAMPLES, Sleeps, fixture_json, load_plugin, ok, status, wire_http
+from inventory_testlib import Sleeps, check_gcp_sample_config, fixture_json, load_plugin, ok, status, wire_http
 
 PAGES = [ok("tpu/nodes_page1.json"), ok("tpu/nodes_page2.json"), ok("tpu/nodes_page3.json")]
 QUEUED = ok("tpu/queued_resources.json")
@@ -39,13 +29,6 @@ def fq(name, zone=ZONE, project="fw-ml-prod"):
 @pytest.fixture
 def plugin():
     return load_plugin(gcp_tpu)
-
-
-@pytest.fixture
-def warnings(monkeypatch, plugin):
-    seen = []
-    monkeypatch.setattr(plugin.display, "warning", lambda msg, *args, **kwargs: seen.append(msg))
-    return seen
 
 
 def parse(plugin, inventory, loader, write_config, responses, extra="", sleeps=None, cache=True):
@@ -725,14 +708,7 @@ def test_refresh_ignores_the_cache_and_rewrites_it(plugin, inventory, loader, wr
 
 
 def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
-    path = SAMPLES / "gcp_tpu.yml"
-    config = yaml.safe_load(path.read_text())
-    assert plugin.verify_file(str(path))
-    assert config["plugin"] == plugin.NAME
-    assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
-    validate_hostnames(config.get("hostnames", ["name_zone_project"]), NAME_SCHEMES, ADDRESS_CHOICES)
-    validate_addresses(config.get("addresses", []), ADDRESS_CHOICES)
-    validate_filters(config.get("filters", {}))
+    check_gcp_sample_config(plugin, "gcp_tpu.yml")
 
 
 def test_every_host_is_in_the_plugin_group_even_without_default_groups(plugin, inventory, loader, write_config):

@@ -3,12 +3,9 @@
 import json
 
 import pytest
-import yaml
-from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible_collections.fleetwarden.fleet.plugins.inventory import runpod
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import unknown_options
-from inventory_testlib import SAMPLES, Sleeps, fixture_json, load_plugin, replay_server
+from inventory_testlib import Sleeps, fixture_json, load_plugin, replay_server, sample_config
 
 API_KEY = "rpa_TESTKEY0123456789"
 AUTH = "Bearer " + API_KEY
@@ -17,13 +14,6 @@ AUTH = "Bearer " + API_KEY
 @pytest.fixture
 def plugin():
     return load_plugin(runpod)
-
-
-@pytest.fixture
-def warnings(monkeypatch, plugin):
-    seen = []
-    monkeypatch.setattr(plugin.display, "warning", lambda msg, *args, **kwargs: seen.append(msg))
-    return seen
 
 
 def pods():
@@ -40,21 +30,16 @@ def config(server, extra=""):
 @pytest.mark.parametrize(
     ("ports", "expected"),
     [
-        (pods()[0]["runtime"]["ports"], ("194.26.196.6", 40123)),  # the public mapping wins
-        (pods()[1]["runtime"]["ports"], ("100.65.40.2", 22)),  # only a private one
-        (pods()[3]["runtime"]["ports"], None),  # no port 22
-        ([{"ip": "1.2.3.4", "isIpPublic": True, "privatePort": 22, "publicPort": 2222, "type": "http"}], None),
-        (None, None),
+        (pods()[0]["runtime"]["ports"], {"public_ip": ("194.26.196.6", 40123), "private_ip": ("100.65.12.34", 22)}),
+        (pods()[1]["runtime"]["ports"], {"private_ip": ("100.65.40.2", 22)}),  # only a private one
+        (pods()[3]["runtime"]["ports"], {}),  # no port 22
+        ([{"ip": "1.2.3.4", "isIpPublic": True, "privatePort": 22, "publicPort": 2222, "type": "http"}], {}),
+        (None, {}),
     ],
 )
-def test_ssh_address(ports, expected):
-    assert runpod.ssh_address(ports) == expected
-
-
-def test_ssh_address_follows_the_address_choice():
-    ports = pods()[0]["runtime"]["ports"]
-    assert runpod.ssh_address(ports, ("private_ip", "public_ip")) == ("100.65.12.34", 22)
-    assert runpod.ssh_address(pods()[1]["runtime"]["ports"], ("public_ip",)) is None
+def test_ssh_addresses_are_the_tcp_mappings_of_port_22(ports, expected):
+    # Which one becomes ansible_host follows `addresses`: test_host_records_give_connection_vars_only_to_running_pods
+    assert runpod.ssh_addresses(ports) == expected
 
 
 @pytest.mark.parametrize(
@@ -252,11 +237,7 @@ def test_malformed_config(plugin, inventory, loader, write_config, extra, messag
 
 
 def test_the_sample_config_is_accepted_and_uses_only_documented_options(plugin):
-    path = SAMPLES / "runpod.yml"
-    config = yaml.safe_load(path.read_text())
-    assert plugin.verify_file(str(path))
-    assert config["plugin"] == plugin.NAME
-    assert unknown_options(config, set(C.config.get_configuration_definitions("inventory", plugin.NAME))) == []
+    sample_config(plugin, "runpod.yml")
 
 
 def test_a_cache_hit_does_not_call_the_api_and_never_stores_the_key(plugin, inventory, loader, write_config, tmp_path):

@@ -120,24 +120,8 @@ def test_execute_retries_connection_errors():
     assert sleeps == [0.5]
 
 
-class Clock:
-    """A monotonic clock that moves only when the caller sleeps."""
-
-    def __init__(self):
-        self.now = 100.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def test_no_retry_is_waited_for_past_the_deadline():
+def test_no_retry_is_waited_for_past_the_deadline(clock):
     http = HttpMockSequence([error_response(503, "503_unavailable.json")] * 10)
-    clock = Clock()
     caller = _gcp.ApiCaller(lambda: http, retries=9, sleep=clock.sleep, clock=clock, rand=lambda: 1.0, deadline=107.5)
     with pytest.raises(_gcp.TimeBudgetSpent, match=r"time budget ran out \(last answer: HTTP 503\)"):
         caller.execute(tpu_get_request(http))
@@ -145,20 +129,18 @@ def test_no_retry_is_waited_for_past_the_deadline():
     assert len(http.request_sequence) == 4
 
 
-def test_no_request_is_sent_after_the_deadline():
+def test_no_request_is_sent_after_the_deadline(clock):
     http = HttpMockSequence([])
-    clock = Clock()
     caller = _gcp.ApiCaller(lambda: http, clock=clock, deadline=100.0)
     with pytest.raises(_gcp.TimeBudgetSpent):
         caller.execute(tpu_get_request(http))
     assert http.request_sequence == []
 
 
-def test_a_429_pauses_the_other_threads_of_the_same_caller():
+def test_a_429_pauses_the_other_threads_of_the_same_caller(clock):
     """The quota is shared: after one thread's 429, the next request of any thread waits for the pause."""
     ready = ({"status": "200"}, (TPU / "node_ready.json").read_text())
     http = HttpMockSequence([error_response(429, "429_rate_limited_tpu.json", {"retry-after": "5"}), ready, ready])
-    clock = Clock()
     caller = _gcp.ApiCaller(lambda: http, sleep=clock.sleep, clock=clock)
     caller.execute(tpu_get_request(http))  # 429, waits 5 s, then succeeds
     assert clock.sleeps == [5.0]
@@ -278,29 +260,9 @@ def test_unreadable_service_account_file_is_reported(tmp_path):
         _gcp.load_credentials("serviceaccount", service_account_file=str(key))
 
 
-def service_account_key():
-    """A service-account key with a freshly generated RSA key: nothing real, nothing stored."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": "fw-ml-prod",
-        "private_key_id": "0123456789abcdef",
-        "private_key": pem,
-        "client_email": "fleetwarden@fw-ml-prod.iam.gserviceaccount.com",
-        "client_id": "1234567890",
-        "token_uri": "http://127.0.0.1:9/token",
-    }
-
-
 @pytest.mark.parametrize("as_text", [True, False])
-def test_service_account_contents_become_credentials(as_text):
-    key = service_account_key()
+def test_service_account_contents_become_credentials(as_text, service_account_key):
+    key = service_account_key("http://127.0.0.1:9/token")  # a closed port: nothing is asked for a token
     credentials = _gcp.load_credentials("serviceaccount", service_account_contents=json.dumps(key) if as_text else key)
     assert credentials.service_account_email == key["client_email"]
 

@@ -139,6 +139,24 @@ def test_find_mount_returns_the_topmost_of_stacked_mounts():
     assert _node.find_mount(_node.parse_mountinfo(text), "/mnt/data")["fstype"] == "fuse.gcsfuse"
 
 
+def test_mount_check_says_whether_the_mount_answers():
+    mount = _node.find_mount(_node.parse_mountinfo(fixture("mountinfo-gcsfuse.txt")), "/mnt/gcsfuse")
+    assert _node.mount_check("/mnt/gcsfuse", mount, None) == {
+        "path": "/mnt/gcsfuse", "checked": True, "healthy": True, "mounted": True, "fstype": "fuse.gcsfuse",
+        "error": None}
+    hung = _node.mount_check("/mnt/gcsfuse", mount, "Transport endpoint is not connected")
+    assert (hung["healthy"], hung["mounted"], hung["error"]) == (False, True, "Transport endpoint is not connected")
+    assert _node.mount_check("/mnt/gone", None, None) == {
+        "path": "/mnt/gone", "checked": True, "healthy": False, "mounted": False, "fstype": None,
+        "error": "not mounted"}
+
+
+def test_mounts_not_checked_say_why():
+    assert _node.mounts_not_checked(["/a", "/b"], "container is not running") == [
+        {"path": path, "checked": False, "healthy": None, "mounted": None, "fstype": None,
+         "error": "container is not running"} for path in ("/a", "/b")]
+
+
 @pytest.mark.parametrize(("line", "epoch", "message"), [
     ("2024-03-05T14:22:30+0000 gpu-node-07 kernel: oom_reaper: reaped", 1709648550.0, "oom_reaper: reaped"),
     ("2024-03-05T14:22:29,882101+00:00 Killed process 1 (x)", 1709648549.882101, "Killed process 1 (x)"),
@@ -199,3 +217,8 @@ def test_oom_summary_of_another_pid_is_not_attached():
 
 def test_parse_kernel_oom_events_without_oom_lines():
     assert _node.parse_kernel_oom_events(fixture("kernel-quiet.journal")) == []
+
+
+def test_events_between_keeps_the_window_ends_and_the_undated():
+    events = [{"time": t, "pid": n} for n, t in enumerate((99.9, 100, 150, 160, 160.1, None))]
+    assert [event["pid"] for event in _node.events_between(events, 100, 160)] == [1, 2, 3, 5]

@@ -40,13 +40,18 @@ def keys(tmp_path_factory):
     return made
 
 
+def keygen_line(parsed):
+    """The line ``ssh-keygen -l -f`` prints for a key, from what parse_public_key read of it."""
+    return f"{parsed['bits']} {parsed['fingerprint']} {parsed['comment'] or 'no comment'} ({parsed['label']})"
+
+
 @pytest.mark.parametrize("name", sorted(KEY_SPECS))
 def test_bits_and_fingerprint_match_ssh_keygen_l(keys, name):
     if name not in keys:
         pytest.skip(f"this ssh-keygen cannot make {name} keys")
     path, line = keys[name]
     parsed = sk.parse_public_key(line)
-    assert sk.keygen_line(parsed) == keygen("-l", "-f", str(path.with_suffix(".pub")))
+    assert keygen_line(parsed) == keygen("-l", "-f", str(path.with_suffix(".pub")))
     assert parsed["comment"] == f"test {name}@fleetwarden"
 
 
@@ -93,7 +98,7 @@ def test_a_key_without_comment(keys):
     line = " ".join(keys["ed25519"][1].split()[:2])
     parsed = sk.parse_public_key(line)
     assert parsed["comment"] == ""
-    assert sk.keygen_line(parsed).endswith(" no comment (ED25519)")
+    assert keygen_line(parsed).endswith(" no comment (ED25519)")
 
 
 def test_declared_type_must_match_the_blob(keys):

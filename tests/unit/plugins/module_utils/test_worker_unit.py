@@ -17,6 +17,9 @@ ENTRYPOINT = REPO / "roles" / "worker_service" / "files" / "worker-entrypoint"
 SEED_GCLOUD = ('mkdir -p /home/ray/.ssh && gcloud compute project-info describe '
                '--format="value(commonInstanceMetadata.items[?key==\\"ssh-keys\\"].value)" '
                '> /home/ray/.ssh/authorized_keys && chmod 600 /home/ray/.ssh/authorized_keys')
+# The worker_unit module passes the docker CLI it resolved from its docker_cli option.
+DOCKER = "/opt/docker-ce/bin/docker"
+HOST_PATHS = {"docker": DOCKER}
 PROFILES = {"cpu": {}, "gpu": {"runtime": "nvidia", "env": {"NVIDIA_VISIBLE_DEVICES": "all"}},
             "tpu": {"privileged": True, "host_network": True, "device_globs": ["/dev/accel*"],
                     "ulimits": {"memlock": -1}}}
@@ -30,7 +33,8 @@ def worker(**overrides):
 
 
 def rendered(systemd_version=252, devices=(), **overrides):
-    return wu.worker_unit_text(wu.normalize(worker(**overrides), profiles=PROFILES), systemd_version, devices=devices)
+    return wu.worker_unit_text(wu.normalize(worker(**overrides), profiles=PROFILES), systemd_version, HOST_PATHS,
+                               devices=devices)
 
 
 def exec_lines(unit, key):
@@ -99,8 +103,8 @@ def test_argv_carries_the_whole_declaration_but_no_env_values():
     decl = wu.normalize(worker(env={"HF_TOKEN": "hf_secret"}, shm_size="16g", memory="64g", host_network=True,
                                volumes=["/tmp:/tmp"], devices=["/dev/fuse"], docker_args=["--cpus", "4"],
                                ulimits={"memlock": -1, "nofile": "1024:4096"}), profiles=PROFILES)
-    argv = wu.docker_create_argv(decl)
-    assert argv[:4] == ["/usr/bin/docker", "create", "--name", "ray-worker"]
+    argv = wu.docker_create_argv(decl, HOST_PATHS)
+    assert argv[:4] == [DOCKER, "create", "--name", "ray-worker"]
     assert argv[-5:] == ["fleet/ray:2.60.0", "ray", "start", "--address=head:6379", "--block"]
     joined = " ".join(argv)
     for flag in ("--init", "--restart no", "--env-file /etc/fleetwarden/workers/ray-worker.env", "--network host",
@@ -134,13 +138,22 @@ def test_gcsfuse_mounts_bind_into_the_container_and_the_unit_requires_the_mount(
 
 
 # --- the unit ------------------------------------------------------------------------------------------------------
+def test_the_units_need_the_docker_cli_as_an_absolute_path():
+    decl = wu.normalize(worker(probe={"heartbeat": {"path": "/tmp/hb", "max_age": 30}}), profiles=PROFILES)
+    for docker in ("docker", "/opt/my docker/docker"):
+        with pytest.raises(ValueError, match="docker CLI"):
+            wu.worker_unit_text(decl, 252, {"docker": docker})
+        with pytest.raises(ValueError, match="docker CLI"):
+            wu.probe_unit_text(decl, {"docker": docker})
+
+
 def test_every_start_removes_the_leftover_then_creates_from_the_declaration_then_supervises():
     unit = rendered(wait_for=[{"host": "head", "port": 6379, "check": "grpc"}])
     pre = exec_lines(unit, "ExecStartPre")
-    assert pre[0] == "-/usr/bin/docker rm --force ray-worker"
+    assert pre[0] == "-" + DOCKER + " rm --force ray-worker"
     assert unquote_like_systemd(pre[1])[2:] == ["wait-for", "--check", "grpc", "--timeout", "0", "head:6379"]
     assert unquote_like_systemd(pre[2]) == wu.docker_create_argv(wu.normalize(worker(wait_for=[
-        {"host": "head", "port": 6379, "check": "grpc"}]), profiles=PROFILES))
+        {"host": "head", "port": 6379, "check": "grpc"}]), profiles=PROFILES), HOST_PATHS)
     assert exec_lines(unit, "ExecStart") == [
         "/usr/bin/python3 /usr/local/libexec/fleetwarden/fleetwarden-worker supervise --stop-timeout 30 ray-worker"]
     assert "Type=notify" in unit and "KillMode=mixed" in unit
@@ -152,7 +165,7 @@ def test_every_start_removes_the_leftover_then_creates_from_the_declaration_then
                                  "quote's", "back\\slash", "new\nline"])
 def test_argv_elements_round_trip_through_systemd_quoting(arg):
     decl = wu.normalize(worker(command=["python3", "-c", arg]), profiles=PROFILES)
-    line = exec_lines(wu.worker_unit_text(decl, 252), "ExecStartPre")[-1]
+    line = exec_lines(wu.worker_unit_text(decl, 252, HOST_PATHS), "ExecStartPre")[-1]
     assert unquote_like_systemd(line)[-3:] == ["python3", "-c", arg]
 
 
@@ -190,8 +203,8 @@ def test_fixed_delay_and_policy_are_configurable():
 
 def test_the_probe_unit_is_bound_to_its_worker_and_only_rendered_when_a_check_is_declared():
     decl = wu.normalize(worker(probe={"raylet": {"port": 8076}}), profiles=PROFILES)
-    unit = wu.worker_unit_text(decl, 252)
-    probe = wu.probe_unit_text(decl)
+    unit = wu.worker_unit_text(decl, 252, HOST_PATHS)
+    probe = wu.probe_unit_text(decl, HOST_PATHS)
     assert "Wants=fleetwarden-probe-ray-worker.service" in unit
     assert "BindsTo=fleetwarden-worker-ray-worker.service" in probe
     assert "After=fleetwarden-worker-ray-worker.service" in probe

@@ -60,29 +60,19 @@ class FakeModule:
         raise Failed(result)
 
 
-class Clock:
-    """A monotonic clock that moves only when the manager sleeps."""
+@pytest.fixture
+def run(clock):
+    """``run(responses, check_mode=False, **params)`` -> (the manager's result, the http mock, the clock)."""
 
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
+    def run_manager(responses, check_mode=False, **params):
+        http = HttpMockSequence(list(responses))
+        caller = ApiCaller(lambda: http, sleep=clock.sleep)
+        manager = tpu_node.TpuNodeManager(
+            FakeModule(check_mode, **params), build_service("tpu", "v2", http), caller, sleep=clock.sleep, clock=clock
+        )
+        return manager.run(), http, clock
 
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def run(responses, check_mode=False, **params):
-    http = HttpMockSequence(list(responses))
-    clock = Clock()
-    caller = ApiCaller(lambda: http, sleep=clock.sleep)
-    manager = tpu_node.TpuNodeManager(
-        FakeModule(check_mode, **params), build_service("tpu", "v2", http), caller, sleep=clock.sleep, clock=clock
-    )
-    return manager.run(), http, clock
+    return run_manager
 
 
 def calls(http):
@@ -101,7 +91,7 @@ RECREATE = [
 OPERATION = recorded("tpu/op_delete_running.json")["name"]
 
 
-def test_recreated_deletes_and_creates_a_preempted_spot_node_with_the_same_spec():
+def test_recreated_deletes_and_creates_a_preempted_spot_node_with_the_same_spec(run):
     result, http, clock = run(RECREATE, state="recreated")
     assert result["changed"] is True
     assert result["actions"] == ["delete", "create"]
@@ -134,7 +124,7 @@ QR_NODE = "projects/fw-ml-prod/locations/us-central2-b/nodes/qr-v4-16-e"
 QUEUED_RESOURCE = "projects/fw-ml-prod/locations/us-central2-b/queuedResources/qr-v4-16-e"
 
 
-def test_a_node_a_queued_resource_owns_is_recreated_through_the_queued_resource():
+def test_a_node_a_queued_resource_owns_is_recreated_through_the_queued_resource(run):
     """Issue 14: nodes.create would make a plain on-demand-shaped node and lose the queued request."""
     responses = [
         ok("tpu/node_preempted_queued.json"),
@@ -166,7 +156,7 @@ def test_a_node_a_queued_resource_owns_is_recreated_through_the_queued_resource(
     assert not any(call == ("POST", "projects/fw-ml-prod/locations/us-central2-b/nodes") for call in calls(http))
 
 
-def test_check_mode_plans_a_queued_resource_recreate_without_changing_anything():
+def test_check_mode_plans_a_queued_resource_recreate_without_changing_anything(run):
     responses = [ok("tpu/node_preempted_queued.json"), ok("tpu/queued_resource_suspended.json")]
     result, http, _ = run(responses, check_mode=True, state="recreated", name="qr-v4-16-e")
     assert result["actions"] == ["delete_queued_resource", "create_queued_resource"]
@@ -174,7 +164,7 @@ def test_check_mode_plans_a_queued_resource_recreate_without_changing_anything()
     assert result["diff"]["after"]["state"] == "QUEUED"
 
 
-def test_recreated_leaves_a_ready_node_alone():
+def test_recreated_leaves_a_ready_node_alone(run):
     result, http, _ = run([ok("tpu/node_ready.json")], state="recreated")
     assert result["changed"] is False
     assert result["actions"] == []
@@ -182,7 +172,7 @@ def test_recreated_leaves_a_ready_node_alone():
     assert calls(http) == [("GET", NODE)]
 
 
-def test_recreated_with_force_rebuilds_a_ready_node():
+def test_recreated_with_force_rebuilds_a_ready_node(run):
     responses = [
         ok("tpu/node_ready.json"),
         ok("tpu/op_delete_done.json"),
@@ -195,7 +185,7 @@ def test_recreated_with_force_rebuilds_a_ready_node():
     assert [method for method, _ in calls(http)] == ["GET", "DELETE", "POST", "GET"]
 
 
-def test_check_mode_reports_the_plan_and_changes_nothing():
+def test_check_mode_reports_the_plan_and_changes_nothing(run):
     result, http, _ = run([ok("tpu/node_preempted.json")], check_mode=True, state="recreated")
     assert result["changed"] is True
     assert result["actions"] == ["delete", "create"]
@@ -206,14 +196,14 @@ def test_check_mode_reports_the_plan_and_changes_nothing():
     assert calls(http) == [("GET", NODE)]
 
 
-def test_restarted_refuses_a_preempted_node():
+def test_restarted_refuses_a_preempted_node(run):
     with pytest.raises(Failed) as failed:
         run([ok("tpu/node_preempted.json")], state="restarted")
     assert "is PREEMPTED" in failed.value.result["msg"]
     assert "use state=recreated" in failed.value.result["msg"]
 
 
-def test_restarted_stops_and_starts_a_ready_node():
+def test_restarted_stops_and_starts_a_ready_node(run):
     responses = [
         ok("tpu/node_ready.json"),
         ok("tpu/op_stop_done.json"),
@@ -225,32 +215,32 @@ def test_restarted_stops_and_starts_a_ready_node():
     assert calls(http)[1:3] == [("POST", NODE + ":stop"), ("POST", NODE + ":start")]
 
 
-def test_restarted_only_starts_a_stopped_node():
+def test_restarted_only_starts_a_stopped_node(run):
     responses = [ok("tpu/node_stopped.json"), ok("tpu/op_start_done.json"), ok("tpu/node_ready.json")]
     result, http, _ = run(responses, state="restarted")
     assert result["actions"] == ["start"]
     assert calls(http)[1] == ("POST", NODE + ":start")
 
 
-def test_restarted_fails_for_a_missing_node():
+def test_restarted_fails_for_a_missing_node(run):
     with pytest.raises(Failed, match="does not exist"):
         run([not_found()], state="restarted")
 
 
-def test_absent_deletes_an_existing_node():
+def test_absent_deletes_an_existing_node(run):
     result, _http, _ = run([ok("tpu/node_ready.json"), ok("tpu/op_delete_done.json"), not_found()], state="absent")
     assert result["actions"] == ["delete"]
     assert result["node"] == {}
     assert result["diff"]["after"]["state"] == "absent"
 
 
-def test_absent_is_idempotent():
+def test_absent_is_idempotent(run):
     result, http, _ = run([not_found()], state="absent")
     assert result["changed"] is False
     assert len(http.request_sequence) == 1
 
 
-def test_present_creates_a_missing_node_from_the_options():
+def test_present_creates_a_missing_node_from_the_options(run):
     responses = [not_found(), ok("tpu/op_create_done.json"), ok("tpu/node_ready.json")]
     result, http, _ = run(
         responses,
@@ -268,17 +258,17 @@ def test_present_creates_a_missing_node_from_the_options():
     }
 
 
-def test_present_needs_a_spec_to_create():
+def test_present_needs_a_spec_to_create(run):
     with pytest.raises(Failed, match="needs accelerator_type and runtime_version"):
         run([not_found()])
 
 
-def test_present_leaves_an_existing_node_alone():
+def test_present_leaves_an_existing_node_alone(run):
     result, _, _ = run([ok("tpu/node_preempted.json")], accelerator_type="v5p-8", runtime_version="x")
     assert result["changed"] is False
 
 
-def test_a_failed_operation_fails_with_its_message():
+def test_a_failed_operation_fails_with_its_message(run):
     responses = [ok("tpu/node_preempted.json"), ok("tpu/op_delete_done.json"), ok("tpu/op_create_error.json")]
     with pytest.raises(Failed) as failed:
         run(responses, state="recreated")
@@ -290,7 +280,7 @@ def test_a_failed_operation_fails_with_its_message():
     assert failed.value.result["spec"] == node_spec(recorded("tpu/node_preempted.json"))
 
 
-def test_waiting_stops_at_the_timeout():
+def test_waiting_stops_at_the_timeout(run):
     responses = [ok("tpu/node_preempted.json")] + [ok("tpu/op_delete_running.json")] * 4
     with pytest.raises(tpu_node.OperationTimeout) as raised:
         run(responses, state="recreated", timeout=25, poll_interval=10)
@@ -298,7 +288,7 @@ def test_waiting_stops_at_the_timeout():
     assert OPERATION in str(raised.value)
 
 
-def test_wait_false_returns_after_submitting():
+def test_wait_false_returns_after_submitting(run):
     responses = [not_found(), ok("tpu/op_create_running.json")]
     result, http, clock = run(responses, wait=False, accelerator_type="v4-8", runtime_version="r")
     assert result["operations"] == [OPERATION]

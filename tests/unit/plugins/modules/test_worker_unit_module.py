@@ -29,7 +29,11 @@ def run_module(run_main):
                 return (0, image_id + "\n", "") if image_id else (1, "", "No such image")
             return 0, "", ""
 
-        result = run_main(worker_unit, args, check_mode=check_mode, diff=diff, run_command=run_command)
+        def get_bin_path(self, name, required=False, opt_dirs=None):  # the host's docker is in /usr/bin
+            return name if name.startswith("/") else "/usr/bin/" + name
+
+        result = run_main(worker_unit, args, check_mode=check_mode, diff=diff, run_command=run_command,
+                          get_bin_path=get_bin_path)
         result["_calls"] = calls
         return result
     return run
@@ -97,6 +101,19 @@ def test_a_bad_declaration_fails_before_writing_anything(tmp_path, run_module):
     result = run_module(tmp_path, worker=dict(WORKER, restart={"max_per_hour": 0}))
     assert result["failed"] and "restart.max_per_hour" in result["msg"]
     assert not (tmp_path / "workers").exists()
+
+
+def test_the_units_and_the_worker_tool_run_the_docker_cli_the_option_names(tmp_path, run_module):
+    result = run_module(tmp_path, docker_cli="/opt/docker-ce/bin/docker")
+    unit = (tmp_path / "units" / "fleetwarden-worker-trainer.service").read_text()
+    probe = (tmp_path / "units" / "fleetwarden-probe-trainer.service").read_text()
+    assert "ExecStartPre=-/opt/docker-ce/bin/docker rm --force trainer" in unit
+    for text in (unit, probe):
+        assert "Environment=FLEETWARDEN_DOCKER=/opt/docker-ce/bin/docker" in text.splitlines()
+    assert ["/opt/docker-ce/bin/docker", "image", "inspect", "--format", "{{.Id}}", "fleet/trainer:1.4"] in (
+        result["_calls"])
+    declaration = json.loads((tmp_path / "workers" / "trainer.json").read_text())
+    assert declaration["docker_argv"][0] == "/opt/docker-ce/bin/docker"
 
 
 def test_removing_the_probe_removes_its_unit(tmp_path, run_module):
