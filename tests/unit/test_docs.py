@@ -33,6 +33,14 @@ def test_every_role_with_a_readme_is_linked_from_roles_md():
             assert f"](../roles/{role}/README.md)" in roles_md, f"docs/roles.md does not link roles/{role}/README.md"
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_has_a_readme_and_a_molecule_scenario(role):
+    """docs/roles.md and docs/development.md say so; tests/molecule/test_scenarios.py runs what it finds."""
+    missing = [name for name in ("README.md", "molecule/default/molecule.yml", "molecule/default/converge.yml",
+                                 "molecule/default/verify.yml") if not (REPO / "roles" / role / name).is_file()]
+    assert missing == [], f"roles/{role} lacks {missing}"
+
+
 def test_relative_links_in_the_docs_resolve():
     broken = [f"{path.relative_to(REPO)}: {target}"
               for path in _repo_files("*.md")
