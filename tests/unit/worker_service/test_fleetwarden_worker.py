@@ -8,6 +8,7 @@ Debian ships to hosts); supervise runs against a fake docker CLI.
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import yaml
 FILES = Path(__file__).resolve().parents[3] / "roles" / "worker_service" / "files"
 sys.path.insert(0, str(FILES))
 
-from fleetwarden_worker import alert, cli, common, health, probe, settle, supervise, waiting  # noqa: E402 - after the path
+from fleetwarden_worker import alert, cli, common, deaths, health, probe, settle, supervise, waiting  # noqa: E402 - after the path
 
 SERVING, NOT_SERVING = 1, 2
 
@@ -295,6 +296,7 @@ def docker_script(tmp_path, monkeypatch):
     binary.chmod(0o755)
     monkeypatch.setenv("STATE", str(tmp_path))
     monkeypatch.setattr(common, "DOCKER", str(binary))
+    monkeypatch.setattr(deaths, "INCIDENT_ROOT", str(tmp_path / "incidents"))
     monkeypatch.setattr(supervise.time, "sleep", lambda s: None)
 
     def script(**answers):
@@ -395,3 +397,47 @@ def test_supervise_and_alert_never_load_grpcio():
 def test_the_script_reads_the_package_where_the_role_installs_it():
     role_vars = yaml.safe_load((FILES.parent / "vars" / "main.yml").read_text())
     assert f'"{role_vars["_worker_service_lib"]}"' in (FILES / "fleetwarden-worker").read_text()
+
+
+# --- death records ------------------------------------------------------------------------------------------------
+DEAD = {"Id": "c" * 64, "Config": {"Image": "img", "Env": ["PATH=/bin", "API_TOKEN=s3cr3t-token-value"]},
+        "State": {"Status": "exited", "Running": False, "OOMKilled": False, "ExitCode": 137,
+                  "StartedAt": "2026-11-27T22:00:00Z", "FinishedAt": "2026-11-27T22:01:00Z"},
+        "HostConfig": {"ShmSize": 67108864}}
+
+
+def test_supervise_records_the_death_before_the_unit_replaces_the_container(docker_script, tmp_path, capsys):
+    calls = docker_script(start=["0|w"], inspect=["0|abc123 true 0 42 ", "0|" + json.dumps([DEAD])],
+                          wait=["0|137"], logs=["0|2026-11-27T22:00:59Z using s3cr3t-token-value"])
+    assert supervise.supervise("w", stop_timeout=5) == 137
+    (path,) = (tmp_path / "incidents" / "_deaths" / "w").iterdir()
+    record = json.loads(path.read_text())
+    assert record["container_id"] == "c" * 64 and record["state"]["ExitCode"] == 137
+    assert record["log_tail"] == ["2026-11-27T22:00:59Z using <redacted>"]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert "inspect --type container w" in calls.read_text() and "recorded the death of w" in capsys.readouterr().err
+
+
+def test_a_death_that_cannot_be_recorded_does_not_stop_the_restart(docker_script, capsys):
+    docker_script(start=["0|w"], inspect=["0|abc123 true 0 42 ", "1|No such container: w"], wait=["0|1"])
+    assert supervise.supervise("w", stop_timeout=5) == 1
+    assert "cannot record the death of w" in capsys.readouterr().err
+
+
+def test_the_tool_records_deaths_where_recovery_reads_them():
+    defaults = yaml.safe_load((FILES.parents[1] / "recovery" / "defaults" / "main.yml").read_text())
+    assert deaths.INCIDENT_ROOT == defaults["recovery_incident_root"]
+
+
+def test_the_role_copies_every_module_util_the_tool_imports():
+    role_vars = yaml.safe_load((FILES.parent / "vars" / "main.yml").read_text())
+    utils = FILES.parents[2] / "plugins" / "module_utils"
+    imports = re.compile(r"^from ansible_collections\.fleetwarden\.fleet\.plugins\.module_utils(?:\.| import )(_\w+)",
+                         re.M)
+    needed, todo = set(), ["_death_record", "_diagnosis"]  # what fleetwarden_worker/deaths.py imports
+    while todo:
+        name = todo.pop()
+        needed.add(name + ".py")
+        found = imports.findall((utils / (name + ".py")).read_text())
+        todo += [module for module in found if module + ".py" not in needed]
+    assert needed <= set(role_vars["_worker_service_shared"]), needed - set(role_vars["_worker_service_shared"])

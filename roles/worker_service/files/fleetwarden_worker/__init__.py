@@ -3,6 +3,7 @@
 common     paths, the journal's priorities, the declaration, docker and systemctl calls
 health     the gRPC health check (python3-grpcio) and the TCP check
 supervise  the worker unit's main process
+deaths     the record of each container death, kept before the unit replaces the container
 probe      the liveness probe service
 settle     recovery's verdict: healthy through a settle window
 alert      the OnFailure= hook

@@ -1,14 +1,15 @@
 """supervise NAME: the worker unit's main process.
 
 Starts the container, tells systemd it is ready, waits for it to exit and exits with its status. It survives
-dockerd restarts (live-restore keeps the container; the unit stays active).
+dockerd restarts (live-restore keeps the container; the unit stays active). Each time the container ends, it
+records the death (deaths.py) before the unit replaces the container.
 """
 
 import signal
 import subprocess
 import time
 
-from fleetwarden_worker import common
+from fleetwarden_worker import common, deaths
 from fleetwarden_worker.common import ERR, INFO, NOTICE, WARNING, log
 
 
@@ -34,12 +35,14 @@ def supervise(name, stop_timeout):
                 waiter.kill()
                 log(INFO, f"stopping container {name} (up to {stop_timeout}s)")
                 common.docker("stop", "--time", str(stop_timeout), name, timeout=stop_timeout + 20)
+                deaths.record(name, stopped_by_unit=True)
                 return 0
             time.sleep(0.2)
         out, err = waiter.communicate()
         if waiter.returncode == 0 and out.strip().lstrip("-").isdigit():
             status = int(out.strip())
             log(NOTICE if status == 0 else WARNING, f"container {name} exited with status {status}")
+            deaths.record(name, stopped_by_unit=False)
             return status & 0xFF
         # dockerd went away (a restart): with live-restore the container keeps running. Wait for dockerd.
         log(WARNING, f"lost dockerd while waiting for {name} ({err.strip()}); waiting for it to answer")
@@ -58,6 +61,7 @@ def supervise(name, stop_timeout):
             return 1
         if not state[1]:
             log(WARNING, f"container {name} exited with status {state[2]} while dockerd was away")
+            deaths.record(name, stopped_by_unit=False)
             return state[2] & 0xFF
         log(NOTICE, f"dockerd answers again; container {name} ({container_id[:12]}) kept running")
         common.sd_notify(f"STATUS=container {container_id[:12]} running")
