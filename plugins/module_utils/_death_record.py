@@ -78,7 +78,11 @@ def summarize(record):
     findings = diag.classify(observation)
     cause, reason = (findings[0]["cause"], findings[0]["reason"]) if findings else ("unknown", "no finding")
     if record.get("stopped_by_unit"):
-        reason += " (stopped by its unit: a systemd stop or restart)"
+        # docker stop sent SIGTERM: however the process then exited (Ray drains and exits 1), that is the cause,
+        # unless the container had died of something worse first.
+        if cause in ("unknown", "normal_exit", "sigterm"):
+            cause = "sigterm"
+        reason = "stopped by its unit (a systemd stop or restart: docker stop, SIGTERM); " + reason
     return {"cause": cause, "reason": reason, "container_id": record.get("container_id"),
             "finished_at": (record.get("state") or {}).get("FinishedAt"), "exit": record.get("exit"),
             "stopped_by_unit": bool(record.get("stopped_by_unit"))}

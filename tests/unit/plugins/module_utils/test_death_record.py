@@ -51,9 +51,13 @@ def test_summarize_names_the_cause_by_the_rules_of_a_dead_container(container, l
     assert summary["container_id"] == CONTAINER_ID and summary["finished_at"] == "2026-11-27T22:01:00.500000000Z"
 
 
-def test_summarize_says_when_the_unit_stopped_the_container():
-    summary = death_record.summarize(death_record.build(dead(143), [], True, 1.0))
-    assert summary["stopped_by_unit"] is True and "stopped by its unit" in summary["reason"]
+@pytest.mark.parametrize(("code", "oom", "cause"), [(143, False, "sigterm"), (1, False, "sigterm"),
+                                                   (0, False, "sigterm"), (137, True, "oom_killed")])
+def test_a_container_its_unit_stopped_died_of_sigterm_unless_of_something_worse(code, oom, cause):
+    # Ray drains on SIGTERM and exits 1; a container OOM-killed while stopping keeps that cause.
+    summary = death_record.summarize(death_record.build(dead(code, oom=oom), [], True, 1.0))
+    assert summary["cause"] == cause and summary["stopped_by_unit"] is True
+    assert summary["reason"].startswith("stopped by its unit")
     assert death_record.summarize(None) is None
 
 
