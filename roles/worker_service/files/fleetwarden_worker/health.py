@@ -6,8 +6,6 @@ HealthCheckRequest {string service = 1;} and HealthCheckResponse {ServingStatus 
 
 import socket
 
-import grpc
-
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 # No proxy (the raylet and GCS are local or in-cluster) and no transparent retries: one check, one answer.
@@ -65,6 +63,8 @@ def decode_status(message):
 
 def grpc_health(host, port, timeout=2.0, service=""):
     """(ok, detail): does a gRPC server at host:port answer grpc.health.v1 Check with SERVING within timeout?"""
+    import grpc  # here, not above: a probe with no raylet check never loads grpcio (about 15 MiB per process)
+
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
