@@ -5,9 +5,10 @@ Usage: .venv/bin/python benchmarks/recovery_drill.py [--trials 3] [--faults sigk
 Needs the running lab (`make lab`); it is left as it was found. The faults and their checks are those of
 tests/integration/test_site_drill.py (helpers in tests/integration/site_lab.py):
 
-- sigkill, oom, exit_139: the drill worker (inventory/lab) dies of the fault at every start until systemd's
-  restarts run out; then recover.yml. Time: recover.yml's wall time, which includes the settle window
-  (recovery_settle_s, 15 s): an alert's time from its call to a verified-healthy worker.
+- sigkill, oom, exit_139, disk_full: the drill worker (inventory/lab) dies of the fault at every start until
+  systemd's restarts run out (disk_full: it fills its 16 MiB /scratch tmpfs until ENOSPC); then recover.yml.
+  Time: recover.yml's wall time, which includes the settle window (recovery_settle_s, 15 s): an alert's time
+  from its call to a verified-healthy worker.
 - dockerd_stopped: dockerd stopped on a worker host; then recover.yml. Time: recover.yml's wall time.
 - container_killed: `docker kill` of a Ray worker container. Time: until systemd has a new container and the
   head lists its new node ALIVE (no recover.yml needed).
@@ -46,7 +47,8 @@ from tests.integration.site_lab import (
     unit_of,
 )
 
-FAULTS = ("sigkill", "oom", "exit_139", "dockerd_stopped", "container_killed", "mount_killed", "head_restarted")
+FAULTS = ("sigkill", "oom", "exit_139", "disk_full", "dockerd_stopped", "container_killed", "mount_killed",
+          "head_restarted")
 
 
 def recovered_by_playbook(lab: SiteLab, fault: str) -> dict:

@@ -16,6 +16,7 @@ import base64
 import json
 import re
 
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _container_fs as container_fs
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
 
 CAUSES = (
@@ -340,6 +341,7 @@ def container_evidence(container, include_sensitive=False):
         "memory_limit_bytes": host_config.get("Memory"),
         "memory_swap_bytes": host_config.get("MemorySwap"),
         "shm_size_bytes": host_config.get("ShmSize"),
+        "bounded_filesystems": container_fs.bounded_filesystems(container),
         "image": config.get("Image"),
         "env": redact_env(config.get("Env"), include_sensitive),
     }
@@ -370,7 +372,8 @@ def classify(observation):
     The observation holds: daemon {healthy, error}; exists; image; image_present (bool or None);
     state (docker inspect State); log_lines (text without timestamps); oom_events (kernel OOM kills
     near the death, each with this_container); disks [{path, used_pct, inodes_used_pct, full}];
-    mounts [{path, healthy, error}]; ray_head {address, reachable, error} or None; shm_size.
+    mounts [{path, healthy, error}]; ray_head {address, reachable, error} or None; shm_size;
+    bounded_filesystems (_container_fs.bounded_filesystems of the container: its tmpfs mounts with a size).
     """
     findings = []
 
@@ -441,7 +444,10 @@ def _classify_death(observation, add_finding):
     if code == 0 and parse_timestamp(state.get("StartedAt")) is not None:
         add("normal_exit", "the main process exited with status 0")
     enospc = find_enospc(lines)
-    if enospc and not any(disk.get("full") for disk in observation.get("disks") or []):
+    if enospc and observation.get("bounded_filesystems") and not any(
+            disk.get("full") for disk in observation.get("disks") or []):
+        add("disk_full", container_fs.full_filesystem_reason(enospc[-1]["line"], observation["bounded_filesystems"]))
+    elif enospc and not any(disk.get("full") for disk in observation.get("disks") or []):
         add("unknown", "the log says '{0}' but docker's root and / are below the threshold: a container "
                        "filesystem such as /dev/shm (ShmSize {1} bytes) or a volume filled up".format(
                            enospc[-1]["line"].strip(), observation.get("shm_size")))

@@ -69,6 +69,11 @@ options:
     description: Block or inode use, in percent, at or above which docker's root or C(/) counts as full.
     type: int
     default: 95
+  incident_root:
+    description:
+      - Where the worker's supervisor records each death (module_utils/_death_record.py).
+      - The newest record's cause is reported as C(evidence.last_death).
+    type: path
   oom_window_s:
     description: Kernel OOM kills up to this many seconds before the container finished count as its death.
     type: int
@@ -168,6 +173,7 @@ import threading  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN abov
 import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _death_record as death_record  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _docker_cli as docker_cli  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
@@ -259,11 +265,14 @@ class ContainerDiagnosis:
             "image": evidence["image"], "image_present": image_present, "daemon": daemon, "state": state,
             "log_lines": log_text, "oom_events": near, "disks": evidence["disks"], "mounts": evidence["mounts"],
             "ray_head": evidence["ray_head"], "memory_limit": evidence["memory_limit_bytes"],
-            "shm_size": evidence["shm_size_bytes"],
+            "shm_size": evidence["shm_size_bytes"], "bounded_filesystems": evidence["bounded_filesystems"],
         }
         result = diag.diagnose(observation, params["history"], params["repeat_window_s"], params["repeat_threshold"],
                           at, kernel_kills)
         result["evidence"] = evidence
+        if params["incident_root"]:  # the last death that the worker's supervisor recorded (_death_record.py)
+            evidence["last_death"] = death_record.summarize(death_record.newest(
+                death_record.directory(params["incident_root"], params["name"]))[1])
         result.update(
             exists=container is not None, container_id=container_id,
             record={"cause": result["cause"], "at": at, "container_id": container_id})
@@ -376,6 +385,7 @@ def main():
         connect_timeout=dict(type="float", default=3),
         docker_timeout=dict(type="int", default=20),
         disk_full_threshold_pct=dict(type="int", default=95),
+        incident_root=dict(type="path"),
         oom_window_s=dict(type="int", default=300),
         repeat_window_s=dict(type="int", default=3600),
         repeat_threshold=dict(type="int", default=3),

@@ -21,6 +21,7 @@ SITE = REPO / "site.yml"
 RECOVER = REPO / "playbooks" / "recover.yml"
 DIAGNOSE = REPO / "playbooks" / "diagnose.yml"
 INCIDENTS = "/var/lib/fleetwarden/incidents"
+DEATHS = "_deaths"  # module_utils/_death_record.py RECORD_DIR: <incidents>/_deaths/<worker>/
 # What inventory/lab declares (group_vars/all/gcsfuse.yml, group_vars/workers.yml).
 MOUNT = "/mnt/lab-data"
 MOUNT_UNIT = gcsfuse_unit_name(MOUNT)
@@ -160,6 +161,8 @@ EXHAUSTED = {
     "sigkill": ("kill", "kill -KILL $(docker inspect --format '{{{{.State.Pid}}}}' {name})", "sigkill"),
     "oom": ("oom", "docker kill --signal USR1 {name}", "oom_killed"),
     "exit_139": ("segv", "docker kill --signal USR2 {name}", "segfault"),
+    # the drill's 16 MiB /scratch tmpfs (inventory/lab) filled until ENOSPC: the machine's disk is never touched
+    "disk_full": ("disk", "docker kill --signal HUP {name}", "disk_full"),
 }
 
 
@@ -169,6 +172,26 @@ def exhaust(lab: SiteLab, host: ray_lab.LabHost, fault: str, first_death: str, t
     lab.sh(host, first_death.format(name=DRILL), check=False)
     ray_lab.wait_until(lambda: ray_lab.unit(host, unit_of(DRILL)).get("ActiveState") == "failed", timeout,
                        interval=1, what=f"{unit_of(DRILL)} failed once its restarts ran out")
+
+
+def last_death(report: dict, worker: str) -> dict:
+    """The last death diagnosis reports for a worker: the record its supervisor kept of the dead container."""
+    entry = next(e for e in report["workers"] if e["worker"] == worker)
+    return entry["evidence"].get("last_death") or {}
+
+
+def death_kept(lab: SiteLab, host: ray_lab.LabHost, worker: str, container_id: str) -> dict:
+    """The record the worker's supervisor kept on the host of its dead container `container_id` (the evidence of a
+    death that systemd healed), with no secret in it."""
+    directory = f"{INCIDENTS}/{DEATHS}/{worker}"
+    name = lab.sh(host, f"ls {directory} | grep -- '-{container_id[:12]}.json$' | tail -n 1").strip()
+    assert name, f"{host.name}: no record of {worker}'s dead container {container_id[:12]} in {directory}"
+    text = lab.sh(host, f"cat {directory}/{name}")
+    assert DRILL_SECRET not in text
+    record = json.loads(text)
+    assert record["container_id"] == container_id and record["state"]["FinishedAt"], record
+    assert lab.sh(host, f"stat -c %a {directory}/{name}").strip() == "600"
+    return record
 
 
 def kill_mount_process(lab: SiteLab, host: ray_lab.LabHost) -> str:

@@ -8,10 +8,11 @@ For each fault: the cause named from the real dead container, the incident evide
 the worker healthy through the settle window and (Ray) ALIVE in the real head, a second recover.yml with
 changed=0, and nothing else changed on any host (containers, units, daemon.json, the unit directory).
 
-Not here: disk full. The lab hosts' docker root is a volume on this machine's disk, which a test may not fill;
-tests/unit covers its diagnosis and docs/recovery.md says so. Faults that heal themselves (container killed,
+Disk full fills the drill worker's 16 MiB /scratch tmpfs (declared in inventory/lab), never the lab hosts' docker
+root, which is a volume on this machine's disk. Faults that heal themselves (container killed,
 mount process killed, head restarted) are asserted as such: back by systemd, ALIVE, and recover.yml then finds
-nothing to do.
+nothing to do; the cause of the death comes from the record the worker's supervisor kept of the real dead
+container before systemd replaced it (evidence.last_death, <incidents>/_deaths/<worker>/).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from .site_lab import (
     SITE,
     SiteLab,
     changes,
+    death_kept,
     exhaust,
     kill_mount_process,
+    last_death,
     ray_worker_back,
     recap_of,
     unit_of,
@@ -132,6 +135,8 @@ def test_a_fault_that_exhausted_the_restarts_is_diagnosed_and_healed(lab, fault)
     # The cause, named from the real dead container.
     assert entry["cause"] == cause, entry["findings"]
     assert entry["container_id"] == dead["id"]
+    if fault == "disk_full":  # the full filesystem named, from the dead container's log and its inspect
+        assert "/scratch (tmpfs, 16 MiB)" in entry["findings"][0]["reason"], entry["findings"]
     # Healthy through the settle window, Ray untouched and whole.
     assert entry["healthy"] is True and entry["verification"]["settled_s"] >= SETTLE_S, entry["verification"]
     assert lab.drill_healthy(host) and lab.whole()
@@ -196,6 +201,11 @@ def test_a_killed_ray_worker_container_is_back_by_systemd_and_alive_in_the_head(
     run, report, _ = lab.recover(host)
     assert run.returncode == 0 and recap_of(run, host).get("changed") == 0, run.stdout[-3000:]
     assert all(e["cause"] == "running" for e in report["workers"])
+    # The cause of the death systemd healed, named from the record the supervisor kept of the real dead container.
+    last = last_death(report, RAY_WORKER)
+    assert (last.get("cause"), last.get("container_id"), last.get("stopped_by_unit")) == (
+        "sigkill", old_container["id"], False), last
+    assert death_kept(lab, host, RAY_WORKER, old_container["id"])["state"]["ExitCode"] == 137
 
 
 def test_a_killed_mount_process_brings_the_ray_worker_back_with_the_new_mount(lab):
@@ -210,6 +220,11 @@ def test_a_killed_mount_process_brings_the_ray_worker_back_with_the_new_mount(la
     run, report, _ = lab.recover(host)
     assert run.returncode == 0 and recap_of(run, host).get("changed") == 0, run.stdout[-3000:]
     assert all(e["cause"] == "running" for e in report["workers"])
+    # systemd stopped the old container with its unit when the mount went: the record says so, with its cause.
+    last = last_death(report, RAY_WORKER)
+    assert last.get("container_id") == old_container["id"] and last.get("stopped_by_unit") is True, last
+    record = death_kept(lab, host, RAY_WORKER, old_container["id"])
+    assert last["exit"]["code"] == record["state"]["ExitCode"] and last["cause"] == "sigterm", last
 
 
 def test_dockerd_stopped_is_diagnosed_and_healed(lab):
@@ -232,9 +247,15 @@ def test_dockerd_stopped_is_diagnosed_and_healed(lab):
 
 def test_a_restarted_head_gets_every_ray_worker_back_alive(lab):
     lab.wait_calm()
+    old_head = ray_lab.container(lab.head, RAY_HEAD)
     lab.sh(lab.head, f"systemctl restart {unit_of(RAY_HEAD)}")
     lab.wait_whole(240)
     for host in [lab.head, *lab.workers]:
         run, report, _ = lab.recover(host)
         assert run.returncode == 0 and recap_of(run, host).get("changed") == 0, run.stdout[-3000:]
         assert all(e["cause"] == "running" for e in report["workers"])
+        if host is lab.head:  # the old head's death, stopped by its unit's restart, named from its record
+            last = last_death(report, RAY_HEAD)
+            assert last.get("container_id") == old_head["id"] and last.get("stopped_by_unit") is True, last
+            record = death_kept(lab, host, RAY_HEAD, old_head["id"])
+            assert last["exit"]["code"] == record["state"]["ExitCode"] and last["cause"] == "sigterm", last

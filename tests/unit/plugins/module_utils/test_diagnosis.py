@@ -339,6 +339,23 @@ def test_enospc_on_a_container_filesystem_points_at_shm():
     assert "/dev/shm (ShmSize 10737418240 bytes)" in result["findings"][0]["reason"]
 
 
+def test_enospc_with_a_full_bounded_tmpfs_is_disk_full():
+    # A worker declared with --tmpfs /scratch:size=16m died writing to it: docker's root and / are fine.
+    line = "OSError: [Errno 28] No space left on device"
+    bounded = [{"path": "/scratch", "kind": "tmpfs", "size_bytes": 16 << 20}]
+    result = diag.diagnose(observation(1, log_lines=[line], bounded_filesystems=bounded), at=DEATH)
+    assert result["cause"] == "disk_full" and result["remediation"] == "prune_and_recreate"
+    assert "/scratch (tmpfs, 16 MiB)" in result["findings"][0]["reason"]
+    # Without the ENOSPC line a bounded tmpfs is no finding.
+    assert diag.diagnose(observation(1, bounded_filesystems=bounded), at=DEATH)["cause"] == "unknown"
+
+
+def test_container_evidence_lists_the_bounded_filesystems():
+    container = {"State": {"Running": False, "ExitCode": 1}, "HostConfig": {"Tmpfs": {"/scratch": "size=16m"}}}
+    assert diag.container_evidence(container)["bounded_filesystems"] == [
+        {"path": "/scratch", "kind": "tmpfs", "size_bytes": 16 << 20}]
+
+
 def test_config_error_quotes_docker_error():
     obs = observation(127, state=exited(127, Error='exec: "ray": executable file not found in $PATH'))
     (finding,) = diag.classify(obs)

@@ -50,8 +50,8 @@ def test_every_successful_case_returns_the_documented_shape(run_diagnosis_case):
                                    "recommendation", "repeat", "record", "evidence"}
             assert set(result["evidence"]) == {
                 "state", "exit", "restart_count", "memory_limit_bytes", "memory_swap_bytes", "shm_size_bytes",
-                "image", "image_present", "env", "log_tail", "log_error", "log_matches", "kernel_log_source",
-                "kernel_oom_events", "disks", "daemon", "mounts", "ray_head", "unit"}
+                "bounded_filesystems", "image", "image_present", "env", "log_tail", "log_error", "log_matches",
+                "kernel_log_source", "kernel_oom_events", "disks", "daemon", "mounts", "ray_head", "unit"}
 
 
 def test_check_mode_gives_the_same_read_only_result(run_diagnosis_case):
@@ -86,3 +86,23 @@ def test_probe_tcp_reports_refused_connections():
 def test_probe_path_reports_missing_paths(tmp_path):
     assert container_diagnosis.probe_path(str(tmp_path), 1) is None
     assert container_diagnosis.probe_path(str(tmp_path / "absent"), 1) == "No such file or directory"
+
+
+def test_a_running_worker_reports_the_last_death_its_supervisor_recorded(run_diagnosis_case, tmp_path):
+    # systemd already replaced the killed container: the cause comes from the record the supervisor kept.
+    from ansible_collections.fleetwarden.fleet.plugins.module_utils import _death_record as death_record
+
+    case = next(case for case in CASES if case["id"] == "running_and_healthy")
+    killed = {"Id": "d" * 64, "Config": {"Image": "img", "Env": []},
+              "State": {"Status": "exited", "ExitCode": 137, "OOMKilled": False,
+                        "StartedAt": "2026-11-27T22:00:00Z", "FinishedAt": "2026-11-27T22:01:00Z"}}
+    record = death_record.build(killed, ["2026-11-27T22:00:59Z working"], False, 1.0)
+    directory = Path(death_record.directory(str(tmp_path), case["params"]["name"]))
+    directory.mkdir(parents=True)
+    (directory / death_record.file_name(record)).write_text(json.dumps(record))
+    result, _made = run_diagnosis_case(dict(case, params=dict(case["params"], incident_root=str(tmp_path))))
+    assert result["cause"] == "running"
+    last = result["evidence"]["last_death"]
+    assert (last["cause"], last["container_id"], last["stopped_by_unit"]) == ("sigkill", "d" * 64, False)
+    # Without an incident root, nothing is read.
+    assert "last_death" not in run_diagnosis_case(case)[0]["evidence"]

@@ -1,0 +1,62 @@
+"""What every subcommand shares: paths, journal priorities, the declaration, docker and systemctl."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+CONFIG_DIR = os.environ.get("FLEETWARDEN_WORKER_CONFIG_DIR", "/etc/fleetwarden/workers")
+STATE_DIR = os.environ.get("FLEETWARDEN_WORKER_STATE_DIR", "/run/fleetwarden/workers")
+DOCKER = os.environ.get("FLEETWARDEN_DOCKER", "/usr/bin/docker")
+SYSTEMCTL = "/usr/bin/systemctl"
+# sd-daemon priority prefixes: journald files each line under that priority.
+ERR, WARNING, NOTICE, INFO = "<3>", "<4>", "<5>", "<6>"
+
+
+def log(priority, message):
+    print(priority + message, file=sys.stderr, flush=True)
+
+
+def load_declaration(name):
+    with open(os.path.join(CONFIG_DIR, name + ".json")) as handle:
+        return json.load(handle)
+
+
+def unit_name(name):
+    return f"fleetwarden-worker-{name}.service"
+
+
+def sd_notify(message):
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(message.encode())
+
+
+def docker(*args, timeout=60):
+    try:
+        return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess([DOCKER, *args], 124, "", f"timed out after {timeout}s")
+
+
+def container_state(name):
+    """(id, running, exit_code, pid, ip) of the container; None if dockerd does not answer; () if no such container."""
+    result = docker("inspect", "--format",
+                    "{{.Id}} {{.State.Running}} {{.State.ExitCode}} {{.State.Pid}} {{.NetworkSettings.IPAddress}}",
+                    name, timeout=20)
+    if result.returncode != 0:
+        return () if "No such" in result.stderr else None
+    fields = [*result.stdout.split(), ""]
+    return fields[0], fields[1] == "true", int(fields[2]), int(fields[3]), fields[4]
+
+
+def unit_properties(unit):
+    properties = "--property=Result,ExecMainStatus,ExecMainCode,NRestarts,ActiveState"
+    result = subprocess.run([SYSTEMCTL, "show", unit, properties], capture_output=True, text=True, check=False)
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
