@@ -78,7 +78,8 @@ RECOMMENDATIONS = {
                    "ansible {inv} {hosts} -m ansible.builtin.command -a 'docker system df'"),
     "relieve-memory": ("MEDIUM", "Memory is short or the OOM killer has been busy: read the kills and set limits",
                        "ansible-playbook {inv} playbooks/diagnose.yml -e target={hosts}"),
-    "drain-gpu": ("HIGH", "A GPU reports uncorrectable errors: drain the host and reset or replace the GPU",
+    "drain-gpu": ("HIGH", "A GPU reports uncorrectable ECC errors, pending page retirement or a hardware XID: "
+                  "drain the host and reset or replace the GPU",
                   "ansible-playbook {inv} playbooks/diagnose.yml -e target={hosts}"),
     "recreate-tpu": ("HIGH", "TPU VMs were preempted or terminated: recreate them",
                      "ansible-playbook {inv} playbooks/recover_preempted_tpu.yml -e target={hosts}"),
