@@ -88,6 +88,13 @@ RECOMMENDATIONS = {
                            "ansible-inventory {inv} --flush-cache --graph"),
     "restart-pods": ("HIGH", "RunPod pods are stopped or stuck starting: restart or replace them",
                      "runpodctl start pod {hosts}"),
+    "reset-breaker": ("HIGH", "Automatic recovery is stopped: the receiver's circuit breaker is open. Find why many "
+                      "hosts failed at once (fleetwarden receiver status), then close it",
+                      "fleetwarden receiver status && fleetwarden receiver reset  # on {hosts}, the receiver's host"),
+    "release-quarantined": ("MEDIUM", "The receiver quarantined hosts whose recovery kept failing: fix them, then "
+                            "release each one",
+                            "fleetwarden receiver status  # on {hosts}, the receiver's host; then: fleetwarden "
+                            "receiver release HOST"),
     "check-pipeline": ("MEDIUM", "The healing pipeline does not answer: alerts would not reach recover.yml",
                        "ansible {inv} {hosts} -m ansible.builtin.uri -a 'url=http://127.0.0.1:9090/-/ready'"),
     "apply-site": ("LOW", "site.yml would change these hosts: review the diff, then apply it",
