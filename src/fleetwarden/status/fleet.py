@@ -130,7 +130,7 @@ class Fleet:
         """
         from ansible.template import Templar
 
-        from .remote import REMOTE_GRACE_S, Payload, connection_for, interpreter_for, run_all, run_on_host
+        from .remote import MAX_PARALLEL, REMOTE_GRACE_S, Payload, connection_for, interpreter_for, run_all, run_on_host
 
         started = time.monotonic()
         total = len(results)
@@ -163,7 +163,8 @@ class Fleet:
             if progress:
                 progress(len(answered), total, name)
 
-        for name, (result, failed, unreachable) in run_all(jobs, float(timeout), done).items():
+        waves = -(-len(jobs) // MAX_PARALLEL)  # hosts beyond MAX_PARALLEL wait for a slot, as with forks
+        for name, (result, failed, unreachable) in run_all(jobs, float(timeout) * max(1, waves), done).items():
             host = results[name]
             host.result, host.failed, host.unreachable = result, failed, unreachable
             if host.seconds is None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 # Bound on the module's run on the host (coreutils `timeout`), a little under the caller's own deadline.
 REMOTE_GRACE_S = 2
+# Hosts asked at once (ansible's forks were min(50, hosts) in the play this replaced).
+MAX_PARALLEL = 50
 
 
 def parse_module_output(rc: int, stdout: bytes | str, stderr: bytes | str) -> tuple[dict | None, str | None]:
@@ -164,8 +166,9 @@ def run_on_host(connection, payload: bytes, interpreter: str, seconds: int) -> t
     return result, failed, None
 
 
-def run_all(jobs: dict[str, callable], deadline_s: float, done=None) -> dict[str, tuple]:
-    """Runs jobs (name -> no-argument callable returning (result, failed, unreachable)) in daemon threads.
+def run_all(jobs: dict[str, callable], deadline_s: float, done=None, max_parallel: int = MAX_PARALLEL) -> dict:
+    """Runs jobs (name -> no-argument callable returning (result, failed, unreachable)) in daemon threads, at most
+    max_parallel at once (as ansible's forks).
 
     A job still running at the deadline is reported as failed; its thread is left to end on its own (the remote
     side is bounded by `timeout`, the local ssh by its ConnectTimeout and ServerAliveInterval).
@@ -174,10 +177,12 @@ def run_all(jobs: dict[str, callable], deadline_s: float, done=None) -> dict[str
     lock = threading.Condition()
 
     closed = []
+    slots = threading.BoundedSemaphore(max(1, max_parallel))
 
     def work(name, job):
         try:
-            answer = job()
+            with slots:
+                answer = job()
         except Exception as exc:  # one host's surprise is that host's failure, not the round's
             answer = (None, f"{type(exc).__name__}: {exc}"[:500], None)
         with lock:

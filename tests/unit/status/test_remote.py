@@ -88,6 +88,22 @@ def test_run_all_runs_in_parallel_and_reports_each_answer_once():
     assert sorted(seen) == ["a", "b", "c"]
 
 
+def test_run_all_runs_at_most_max_parallel_at_once():
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def job():
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return ({}, None, None)
+
+    answers = run_all({str(n): job for n in range(6)}, 10, max_parallel=2)
+    assert len(answers) == 6 and most[0] == 2
+
+
 def test_run_all_gives_up_on_a_slow_host_at_the_deadline_and_keeps_a_crash_to_its_host():
     release = threading.Event()
 
