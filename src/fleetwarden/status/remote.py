@@ -98,7 +98,9 @@ class Payload:
         compression = C.DEFAULT_MODULE_COMPRESSION
         utils = self.path.parents[1] / "module_utils"
         key = cache_key([self.path, *utils.glob("*.py")], release.__version__, module_args, compression)
-        cached = (cache_dir / f"{self.module}-{key}.py") if cache_dir else None
+        # One file per set of arguments (status and doctor differ), the newest build of each.
+        args_id = hashlib.sha256(json.dumps(module_args, sort_keys=True).encode()).hexdigest()[:12]
+        cached = (cache_dir / f"{self.module}-{args_id}-{key}.py") if cache_dir else None
         if cached and cached.exists():
             try:
                 self.data = cached.read_bytes()
@@ -112,7 +114,7 @@ class Payload:
                 tmp = cached.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_bytes(self.data)
                 os.replace(tmp, cached)
-                for old in cached.parent.glob(f"{self.module}-*.py"):
+                for old in cached.parent.glob(f"{self.module}-{args_id}-*.py"):
                     if old != cached:
                         old.unlink(missing_ok=True)
             except OSError:

@@ -140,6 +140,7 @@ def test_a_round_on_this_machine_and_on_a_closed_port(tmp_path):
                     "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"},
     }}}))
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), NO_COLOR="1")
+    cache = tmp_path / "cache" / "fleetwarden" / "ansiballz"
     for _round in (1, 2):
         run = subprocess.run([sys.executable, "-m", "fleetwarden.cli", "status", "--json", "-i", str(inventory)],
                              cwd=REPO, capture_output=True, text=True, timeout=120, check=False, env=env)
@@ -149,5 +150,32 @@ def test_a_round_on_this_machine_and_on_a_closed_port(tmp_path):
         assert here["reachable"] and here["error"] is None, here["error"]
         assert here["disks"][0]["path"] == "/" and here["memory_used_pct"] is not None
         assert not nowhere["reachable"] and nowhere["error"] and nowhere["sshd_accepts"] is False
-    cached = list((tmp_path / "cache" / "fleetwarden" / "ansiballz").glob("fleetwarden.fleet.fleet_status-*"))
-    assert len(cached) == 1 and b"_ansiballz_main" in cached[0].read_bytes()
+        [cached] = cache.glob("fleetwarden.fleet.fleet_status-*")
+        assert b"_ansiballz_main" in cached.read_bytes()
+        if _round == 1:  # the second round reads the payload instead of building it again
+            cached.write_bytes(cached.read_bytes().replace(b"_ansiballz_main(", b"_ansiballz_main( ", 1))
+    assert cached.read_bytes().count(b"_ansiballz_main( ") == 1
+
+
+def test_status_and_doctor_payloads_are_cached_side_by_side(tmp_path):
+    """status (no users) and doctor (authorized_keys_users) build different payloads: each keeps its own file, so
+    running them in turn builds neither again."""
+    script = """
+import json, sys
+from pathlib import Path
+from fleetwarden.status.fleet import Fleet, MODULE
+from fleetwarden.status.remote import Payload
+inventory = Path(sys.argv[1]) / "hosts.yml"
+inventory.write_text("all:\\n  hosts:\\n    here:\\n      ansible_connection: local\\n")
+Fleet(Path(sys.argv[2]), [str(inventory)])
+cache = Path(sys.argv[1]) / "cache"
+for users in ([], ["root"], []):
+    Payload(MODULE, {"authorized_keys_users": users, "timeout": 10}, cache)
+print(json.dumps(sorted(p.name for p in cache.iterdir())))
+"""
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(REPO)], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    names = json.loads(run.stdout)
+    assert len(names) == 2 and all(n.startswith("fleetwarden.fleet.fleet_status-") for n in names)
+    assert len({n.split("-")[1] for n in names}) == 2  # one per set of arguments
