@@ -5,7 +5,8 @@ Usage: .venv/bin/python benchmarks/status_doctor.py [--trials 5] [-i inventory/l
 Needs a lab deployed by site.yml. Each trial is a fresh process (python, ansible, inventory parse, one
 fleet_status round over SSH with ControlPersist). The same commands with --limit on one host give the cost of
 the hosts beyond the first, from which the figure for larger fleets is derived (forks = hosts, up to 50).
-Prints a markdown table and the load before and after.
+Prints a markdown table (wall time, and the controller's CPU seconds, which load does not inflate) and the load
+before and after.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,24 +29,37 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def timed(argv: list[str]) -> tuple[float, dict]:
+CPU: dict[str, list[float]] = {}
+
+
+def timed(argv: list[str], name: str = "", env: dict | None = None) -> tuple[float, dict]:
+    """Wall seconds and the JSON it printed; the controller CPU seconds (user + sys of the command and its ssh
+    children) go to CPU[name]: on this shared 2-core machine, the figure that load does not inflate."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     run = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False,
-                         env=dict(os.environ, NO_COLOR="1"))
+                         env=dict(os.environ, NO_COLOR="1", **(env or {})))
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if name:
+        CPU.setdefault(name, []).append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if run.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(argv)} failed ({run.returncode}): {run.stderr[-1000:]}")
     return seconds, json.loads(run.stdout) if run.stdout.lstrip().startswith("{") else {}
 
 
 def row(name: str, values: list[float], goal: str = "") -> str:
-    return f"| {name} | {len(values)} | {statistics.median(values):.2f} | {max(values):.2f} | {goal} |"
+    cpu = statistics.median(CPU[name]) if CPU.get(name) else float("nan")
+    return f"| {name} | {len(values)} | {statistics.median(values):.2f} | {max(values):.2f} | {cpu:.2f} | {goal} |"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("-i", "--inventory", default="inventory/lab")
+    parser.add_argument("--baseline-src", default=None, metavar="DIR",
+                        help="also time status and doctor from another checkout's src/ (e.g. a `git worktree` of an "
+                             "earlier commit), interleaved with this one's, for an A/B at the same load")
     args = parser.parse_args()
     cli = [sys.executable, "-m", "fleetwarden.cli"]
     _s, first = timed([*cli, "status", "--json", "-i", args.inventory])  # warms ControlPersist, like a 2nd run
@@ -53,7 +68,14 @@ def main() -> int:
     before = load()
     runs: dict[str, list[float]] = {}
     in_process: dict[str, list[float]] = {}
+    baseline = ({"PYTHONPATH": str(Path(args.baseline_src).resolve())} if args.baseline_src else None)
     for _ in range(args.trials):
+        if baseline:
+            for command in ("status", "doctor"):
+                name = f"{command}, {len(hosts)} hosts (baseline src)"
+                seconds, _doc = timed([*cli, "--project-dir", str(REPO), command, "--json", "-i", args.inventory],
+                                      name, baseline)
+                runs.setdefault(name, []).append(seconds)
         for name, argv in (
             (f"status, {len(hosts)} hosts", [*cli, "status", "--json", "-i", args.inventory]),
             (f"doctor, {len(hosts)} hosts", [*cli, "doctor", "--json", "-i", args.inventory]),
@@ -64,14 +86,14 @@ def main() -> int:
              [str(Path(sys.executable).with_name("ansible")), "-i", args.inventory, "all", "-m",
               "fleetwarden.fleet.fleet_status", "-o"]),
         ):
-            seconds, doc = timed(argv)
+            seconds, doc = timed(argv, name)
             runs.setdefault(name, []).append(seconds)
             if "duration_s" in doc:
                 in_process.setdefault(name, []).append(doc["duration_s"])
     after = load()
     goals = {f"status, {len(hosts)} hosts": "<= 3 s", f"doctor, {len(hosts)} hosts": "<= 10 s"}
-    print("| command | trials | median (s) | max (s) | goal |")
-    print("|---|---|---|---|---|")
+    print("| command | trials | median (s) | max (s) | controller CPU, median (s) | goal |")
+    print("|---|---|---|---|---|---|")
     for name, values in runs.items():
         print(row(name, values, goals.get(name, "")))
     print()

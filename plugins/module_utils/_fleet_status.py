@@ -7,6 +7,8 @@
 - ``worker_summary``: a declaration document plus what was read about it -> one status row.
 - ``ray_nodes``: the dashboard's ``/api/v0/nodes`` answer -> [{node_id, ip, state, is_head}].
 - ``authorized_key_summary``: an authorized_keys file -> fingerprints and types (public data only).
+- ``gpu_rows``: gpu_facts' parsed GPUs plus the kernel log's XID counts -> one health row per GPU (ECC, retired
+  pages, XID), and a row for a GPU the kernel logged XIDs for that nvidia-smi no longer lists (fallen off the bus).
 
 Runs on managed hosts: standard library only.
 """
@@ -19,6 +21,7 @@ import json
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import interpret_exit_code
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import assess_gpu
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._ssh_keys import SshKeyError, parse_public_key
 
 # systemd's SD_MESSAGE_UNIT_RESTART_SCHEDULED: "Scheduled restart job, restart counter is at N."
@@ -175,3 +178,30 @@ def docker_summary(info):
     return {"version": info.get("ServerVersion") or None, "root_dir": info.get("DockerRootDir") or None,
             "live_restore": info.get("LiveRestoreEnabled"), "log_driver": info.get("LoggingDriver") or None,
             "containers_running": info.get("ContainersRunning"), "runtimes": sorted(info.get("Runtimes") or {})}
+
+
+def gpu_rows(gpus, xid_counts):
+    """Health rows for the doctor and status from gpu_facts' GPUs (gpu_from_query_row) and ``count_xids``' counts
+    ({"<gpu index or PCI address>|<xid>": n}). Each row keeps its evidence: ECC, retired pages and XIDs."""
+    xids = {}
+    for key, count in (xid_counts or {}).items():
+        gpu, _sep, xid = key.partition("|")
+        xids.setdefault(gpu, {})[xid] = xids.get(gpu, {}).get(xid, 0) + count
+    rows = []
+    for gpu in gpus:
+        if gpu.get("error"):
+            rows.append(gpu)
+            continue
+        gpu = dict(gpu, xids=xids.pop(str(gpu.get("index")), {}))
+        health, reasons = assess_gpu(gpu)
+        rows.append({"index": gpu["index"], "uuid": gpu.get("uuid"), "name": gpu.get("name"),
+                     "pci_bus_id": gpu.get("pci_bus_id"), "memory_used_mib": gpu.get("memory_used_mib"),
+                     "memory_total_mib": gpu.get("memory_total_mib"),
+                     "ecc_volatile_uncorrected": gpu.get("ecc_volatile_uncorrected"),
+                     "retired_pages_pending": gpu.get("retired_pages_pending"), "xids": gpu["xids"],
+                     "health": health, "reasons": reasons})
+    for address in sorted(xids):  # XIDs of a PCI address no listed GPU has: the GPU may have left the bus
+        health, reasons = assess_gpu({"xids": xids[address]})
+        rows.append({"index": None, "uuid": None, "name": "GPU at PCI %s (not listed by nvidia-smi)" % address,
+                     "pci_bus_id": address, "xids": xids[address], "health": health, "reasons": reasons})
+    return rows

@@ -27,6 +27,17 @@ QUERY_GPU_FIELDS = (
 )
 QUERY_COMPUTE_APPS_FIELDS = ("pid", "process_name", "used_gpu_memory", "gpu_uuid")
 
+# XIDs (NVIDIA's "Xid Errors" catalogue) that mean the GPU itself, its memory, its link or its firmware failed:
+# drain the host, then reset or replace the GPU. Any other XID is most often the application's fault (13 graphics
+# engine exception, 31 memory page fault, 43 stopped processing, 45 preemptive cleanup): worth a look, not a drain.
+XID_HARDWARE = {
+    48: "double-bit ECC error", 61: "internal micro-controller breakpoint", 62: "internal micro-controller halt",
+    63: "ECC page retirement or row remapping recorded", 64: "ECC page retirement or row remapping failed",
+    74: "NVLink error", 79: "GPU has fallen off the bus", 92: "high single-bit ECC error rate",
+    94: "contained ECC error", 95: "uncontained ECC error", 119: "GSP RPC timeout", 120: "GSP error",
+    140: "unrecovered ECC error",
+}
+
 # clocks_event_reasons.active bits: 0x20 SW thermal slowdown, 0x40 HW thermal slowdown.
 _THERMAL_SLOWDOWN_MASK = 0x20 | 0x40
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)")
@@ -290,16 +301,30 @@ def attach_processes(gpus, processes):
     return gpus
 
 
+def assess_xids(xids):
+    """({xid: count} as the kernel logged them) -> (unhealthy reasons, degraded reasons); XID_HARDWARE says which."""
+    unhealthy, degraded = [], []
+    for xid in sorted(xids or {}, key=int):
+        count = xids[xid]
+        what = XID_HARDWARE.get(int(xid))
+        if what:
+            unhealthy.append("XID {0} ({1}) logged {2} times since boot".format(xid, what, count))
+        else:
+            degraded.append("XID {0} logged {1} times since boot (most often the application's fault)".format(
+                xid, count))
+    return unhealthy, degraded
+
+
 def assess_gpu(gpu, temperature_threshold_c=85, memory_temperature_threshold_c=95):
     """Return (health, reasons) for one GPU.
 
     unhealthy: uncorrectable ECC errors since the driver loaded, a pending or failed row remap,
-    pending page retirement, or a recovery action the driver asks for: the GPU needs a reset,
+    pending page retirement, a recovery action the driver asks for, or a hardware XID in the kernel log
+    (``gpu["xids"]``, {xid: count}, where the caller read it): the GPU needs a reset,
     a drain or a replacement, and work placed on it may fail.
-    degraded: hot, thermally throttled, or a PCIe link narrower than the slot: slow, not broken.
+    degraded: hot, thermally throttled, a PCIe link narrower than the slot, or an application XID.
     """
-    unhealthy = []
-    degraded = []
+    unhealthy, degraded = assess_xids(gpu.get("xids"))
     if gpu.get("ecc_volatile_uncorrected"):
         unhealthy.append("{0} uncorrectable ECC errors since the driver loaded".format(
             gpu["ecc_volatile_uncorrected"]))

@@ -17,8 +17,8 @@ description:
     heartbeat ages, the probe's last failure, and the declared mounts.
   - Also the host, once (dockerd's settings (C(docker info)), disk and inodes of C(/) and docker's root,
     memory, OOM kills since boot, versions of python3, systemd and docker, the GPUs where C(nvidia-smi)
-    exists, the public keys in the given users' C(authorized_keys), and on a Ray head the nodes its
-    dashboard's state API lists).
+    exists (with the NVIDIA XIDs the kernel logged since boot, read by C(journalctl --dmesg)), the public keys
+    in the given users' C(authorized_keys), and on a Ray head the nodes its dashboard's state API lists).
   - Read-only. No environment value of a worker is ever read or returned. Shaping lives in
     C(plugins/module_utils/_fleet_status.py).
 version_added: 0.2.0
@@ -102,6 +102,10 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli impo
     docker_cli_path,
     missing_images,
 )
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._fleet_metrics import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    count_xids,
+    parse_xid_events,
+)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     disk_usage,
     find_mount,
@@ -113,7 +117,6 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  
 )
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     QUERY_GPU_FIELDS,
-    assess_gpu,
     gpu_from_query_row,
     parse_csv,
 )
@@ -295,16 +298,15 @@ class FleetStatus:
         if not path:
             return None
         rc, out, err = self._run([path, "--query-gpu=" + ",".join(QUERY_GPU_FIELDS), "--format=csv"])
+        gpus = [gpu_from_query_row(row) for row in parse_csv(out)] if rc == 0 else []
+        # The kernel log of this boot: a GPU that fell off the bus is gone from nvidia-smi but not from here.
+        krc, kernel, kerr = self._run(["journalctl", "--dmesg", "--no-pager", "--quiet", "--output=cat"])
+        if krc != 0:
+            self.errors.append("cannot read the kernel log for XIDs: %s" % (kerr.strip() or "rc %d" % krc)[:300])
+        rows = shape.gpu_rows(gpus, count_xids(None, parse_xid_events(kernel if krc == 0 else ""), gpus))
         if rc != 0:
-            return [{"error": (err or out).strip()[:300]}]
-        gpus = []
-        for row in parse_csv(out):
-            gpu = gpu_from_query_row(row)
-            health, reasons = assess_gpu(gpu)
-            gpus.append({"index": gpu["index"], "uuid": gpu["uuid"], "name": gpu["name"],
-                         "memory_used_mib": gpu["memory_used_mib"], "memory_total_mib": gpu["memory_total_mib"],
-                         "health": health, "reasons": reasons})
-        return gpus
+            rows.insert(0, {"error": (err or out).strip()[:300]})
+        return rows
 
     def _authorized_keys(self):
         result = {}

@@ -78,7 +78,8 @@ RECOMMENDATIONS = {
                    "ansible {inv} {hosts} -m ansible.builtin.command -a 'docker system df'"),
     "relieve-memory": ("MEDIUM", "Memory is short or the OOM killer has been busy: read the kills and set limits",
                        "ansible-playbook {inv} playbooks/diagnose.yml -e target={hosts}"),
-    "drain-gpu": ("HIGH", "A GPU reports uncorrectable errors: drain the host and reset or replace the GPU",
+    "drain-gpu": ("HIGH", "A GPU reports uncorrectable ECC errors, pending page retirement or a hardware XID: "
+                  "drain the host and reset or replace the GPU",
                   "ansible-playbook {inv} playbooks/diagnose.yml -e target={hosts}"),
     "recreate-tpu": ("HIGH", "TPU VMs were preempted or terminated: recreate them",
                      "ansible-playbook {inv} playbooks/recover_preempted_tpu.yml -e target={hosts}"),
@@ -87,6 +88,13 @@ RECOMMENDATIONS = {
                            "ansible-inventory {inv} --flush-cache --graph"),
     "restart-pods": ("HIGH", "RunPod pods are stopped or stuck starting: restart or replace them",
                      "runpodctl start pod {hosts}"),
+    "reset-breaker": ("HIGH", "Automatic recovery is stopped: the receiver's circuit breaker is open. Find why many "
+                      "hosts failed at once (fleetwarden receiver status), then close it",
+                      "fleetwarden receiver status && fleetwarden receiver reset  # on {hosts}, the receiver's host"),
+    "release-quarantined": ("MEDIUM", "The receiver quarantined hosts whose recovery kept failing: fix them, then "
+                            "release each one",
+                            "fleetwarden receiver status  # on {hosts}, the receiver's host; then: fleetwarden "
+                            "receiver release HOST"),
     "check-pipeline": ("MEDIUM", "The healing pipeline does not answer: alerts would not reach recover.yml",
                        "ansible {inv} {hosts} -m ansible.builtin.uri -a 'url=http://127.0.0.1:9090/-/ready'"),
     "apply-site": ("LOW", "site.yml would change these hosts: review the diff, then apply it",

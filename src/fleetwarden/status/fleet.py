@@ -1,9 +1,9 @@
 """One gathering round over the fleet: the inventory, each host's variables, and fleet_status on every host.
 
-Ansible runs in this process (inventory, variables, a one-task play through TaskQueueManager), so the
-inventory is parsed once, dynamic inventories included, host variables are templated the way a playbook
+Ansible runs in this process (inventory, variables, the module's payload and each host's connection plugin), so
+the inventory is parsed once, dynamic inventories included, host variables are templated the way a playbook
 sees them, and the connection is the inventory's own (user, key, pinned host keys, ControlPersist).
-Hosts answer in parallel (forks = host count, up to 50); one module call per host whatever its worker count.
+Hosts answer in parallel (a thread each, see remote.py); one module call per host whatever its worker count.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ class Fleet:
         except Exception as exc:
             raise FleetError(f"cannot read the inventory {', '.join(inventories)}: {exc}") from exc
         self.variables = VariableManager(loader=self.loader, inventory=self.inventory)
+        self._raw: dict = {}  # each host's untemplated variables, read once per round
         # As a play does: HostVars registers itself with the variable manager, so `hostvars[...]` templates.
         HostVars(inventory=self.inventory, variable_manager=self.variables, loader=self.loader)
         self.hosts = self.inventory.get_hosts(limit or "all")
@@ -101,6 +102,7 @@ class Fleet:
         from ansible.template import Templar
 
         raw = self.variables.get_vars(host=host)
+        self._raw[host.name] = raw
         templar = Templar(loader=self.loader, variables=raw)
         values, errors = {}, {}
         for key in [k for k in raw if k in WANTED_VARS or k in extra_keys or k.startswith(THRESHOLD_PREFIX)]:
@@ -121,60 +123,59 @@ class Fleet:
 
     def gather(self, results: dict[str, HostResult], progress=None, timeout: int = 30,
                authorized_keys_users: list[str] | None = None) -> dict[str, HostResult]:
-        """Runs fleet_status once on every host (in parallel), probing each sshd's port at the same time."""
-        from ansible.executor.task_queue_manager import TaskQueueManager
-        from ansible.playbook.play import Play
-        from ansible.plugins.callback import CallbackBase
+        """Runs fleet_status once on every host (in parallel), probing each sshd's port at the same time.
+
+        The payload is built once and piped over each host's own connection plugin (see remote.py): no play,
+        no forks, no interpreter discovery round trip.
+        """
+        from ansible.template import Templar
+
+        from .remote import MAX_PARALLEL, REMOTE_GRACE_S, Payload, connection_for, interpreter_for, run_all, run_on_host
 
         started = time.monotonic()
         total = len(results)
         answered = []
-
-        class Collect(CallbackBase):
-            CALLBACK_VERSION = 2.0
-            CALLBACK_TYPE = "stdout"
-            CALLBACK_NAME = "fleetwarden_collect"
-
-            def _done(self, task_result, **what):
-                host = results[task_result._host.get_name()]
-                host.seconds = round(time.monotonic() - started, 2)
-                for key, value in what.items():
-                    setattr(host, key, value)
-                answered.append(host.name)
-                if progress:
-                    progress(len(answered), total, host.name)
-
-            def v2_runner_on_ok(self, result):
-                self._done(result, result=result._result)
-
-            def v2_runner_on_failed(self, result, ignore_errors=False):
-                self._done(result, failed=str(result._result.get("msg") or result._result)[:500])
-
-            def v2_runner_on_unreachable(self, result):
-                self._done(result, unreachable=str(result._result.get("msg") or "unreachable")[:500])
-
-        users = sorted(set(authorized_keys_users or []))
-        play = Play().load({
-            "name": "fleetwarden status", "hosts": [h.name for h in self.hosts], "gather_facts": False,
-            "tasks": [{"name": "status", "timeout": timeout,
-                       MODULE: {"authorized_keys_users": users, "timeout": 10}}],
-        }, variable_manager=self.variables, loader=self.loader)
-        collector = Collect()
-        collector._init_callback_methods()
-        tqm = TaskQueueManager(inventory=self.inventory, variable_manager=self.variables, loader=self.loader,
-                               passwords={}, stdout_callback_name="ansible.builtin.minimal",
-                               forks=min(50, max(1, total)))
-        # Our collector is the only callback: nothing of ansible's own reaches the terminal.
-        tqm._callback_plugins.append(collector)
         probe = threading.Thread(target=probe_ssh_ports, args=(list(results.values()),), daemon=True)
         probe.start()
-        try:
-            tqm.run(play)
-        finally:
-            tqm.cleanup()
-            self.loader.cleanup_all_tmp_files()
+        users = sorted(set(authorized_keys_users or []))
+        payload = Payload(MODULE, {"authorized_keys_users": users, "timeout": 10}, _cache_dir()).data
+        remote_s = max(5, timeout - REMOTE_GRACE_S)
+        jobs = {}
+        for host in self.hosts:
+            if host.name not in results:
+                continue
+            raw = self._raw.get(host.name) or self.variables.get_vars(host=host)
+            templar = Templar(loader=self.loader, variables=raw)
+            try:
+                connection = connection_for(raw, templar)
+                interpreter = interpreter_for({"ansible_python_interpreter": templar.template(
+                    raw.get("ansible_python_interpreter"))})
+            except Exception as exc:  # a host whose connection cannot be set up fails alone
+                reason = f"cannot set up the connection: {str(exc).splitlines()[0][:300]}"
+                jobs[host.name] = lambda reason=reason: (None, reason, None)
+                continue
+            jobs[host.name] = (lambda c=connection, i=interpreter:
+                               run_on_host(c, payload, i, remote_s))
+
+        def done(name):
+            results[name].seconds = round(time.monotonic() - started, 2)
+            answered.append(name)
+            if progress:
+                progress(len(answered), total, name)
+
+        waves = -(-len(jobs) // MAX_PARALLEL)  # hosts beyond MAX_PARALLEL wait for a slot, as with forks
+        for name, (result, failed, unreachable) in run_all(jobs, float(timeout) * max(1, waves), done).items():
+            host = results[name]
+            host.result, host.failed, host.unreachable = result, failed, unreachable
+            if host.seconds is None:
+                host.seconds = round(time.monotonic() - started, 2)
         probe.join(timeout=10)
         return results
+
+
+def _cache_dir() -> Path:
+    """Where built payloads are kept between runs (keyed by the content they were built from)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fleetwarden" / "ansiballz"
 
 
 def _ssh_target(host: HostResult) -> tuple[str, int]:

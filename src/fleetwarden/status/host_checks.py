@@ -238,8 +238,12 @@ def resource_checks(obs: dict) -> list[Check]:
         bad = [g for g in gpus if g.get("error") or g.get("health") == "unhealthy"]
         slow = [g for g in gpus if g.get("health") == "degraded"]
         status = "FAIL" if bad else "WARN" if slow else "OK"
+        why = [f"GPU {g.get('index') if g.get('index') is not None else g.get('pci_bus_id')}: {r}"
+               for g in bad + slow for r in g.get("reasons") or []] + [f"nvidia-smi: {g['error']}"
+                                                                      for g in bad if g.get("error")]
         checks.append(Check("host.gpu", "hosts", status, f"{len(gpus)} GPUs, {len(bad)} unhealthy, {len(slow)} "
-                            "degraded", host, evidence={"gpus": gpus},
+                            "degraded (ECC, retired pages, XID)" + ("; " + "; ".join(why[:4]) if why else ""),
+                            host, evidence={"gpus": gpus},
                             recommendation="drain-gpu" if bad else None))
     versions = facts.get("versions") or {}
     python = tuple(int(p) for p in (versions.get("python") or "0.0").split(".")[:2])

@@ -1,6 +1,8 @@
 """The healing pipeline (Prometheus, Alertmanager, the alert receiver) and --drift (site.yml --check --diff).
 
 The pipeline lives on the hosts of group `monitoring` (Prometheus, Alertmanager) and `controller` (the receiver).
+Beyond "it answers": every host's collector metrics are fresh (the MetricsStale rule's age), and the receiver's
+circuit breaker is closed with no host in quarantine (its /healthz says both).
 Their addresses and ports are the roles' own variables (prometheus_address, prometheus_port,
 prometheus_alertmanager_port, recovery_receiver_port; the role's default where the fleet sets none), and the
 receiver is reached where Alertmanager reaches it (prometheus_alertmanager_recovery_url) when that is set.
@@ -14,6 +16,7 @@ import os
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -26,6 +29,9 @@ ENDPOINTS = (
     ("pipeline.receiver", "controller", "recovery_receiver_listen_address", "recovery_receiver_port", "/healthz"),
 )
 RECEIVER_PATH = "/v1/alertmanager"
+# The MetricsStale alert's age (roles/prometheus/files/fleetwarden-alerts.yml; a test holds them together).
+METRICS_MAX_AGE_S = 45
+FRESHNESS_QUERY = "time() - fleetwarden_collector_last_run_timestamp_seconds"
 
 
 def endpoint_base(check_id: str, host: str, vars_of, defaults: dict, monitoring: list[str]) -> str:
@@ -60,6 +66,70 @@ def targets_summary(document: dict) -> dict:
     return {"up": len(active) - len(down), "down": down}
 
 
+def metrics_freshness(document: dict, max_age_s: float = METRICS_MAX_AGE_S) -> dict:
+    """Prometheus /api/v1/query of FRESHNESS_QUERY -> {fresh: [host], stale: [{host, age_s}]} (by fleet_host)."""
+    fresh, stale = [], []
+    for row in ((document or {}).get("data") or {}).get("result") or []:
+        labels = row.get("metric") or {}
+        host = labels.get("fleet_host") or labels.get("instance") or "?"
+        try:
+            age = float((row.get("value") or [0, "nan"])[1])
+        except (TypeError, ValueError):
+            age = float("inf")
+        if age <= max_age_s:
+            fresh.append(host)
+        else:
+            stale.append({"host": host, "age_s": round(age, 1) if age != float("inf") else None})
+    return {"fresh": sorted(fresh), "stale": sorted(stale, key=lambda s: s["host"])}
+
+
+def receiver_summary(document: dict) -> dict:
+    """The receiver's /healthz -> {breaker_open, hosts_quarantined, runs_in_progress, dry_run}."""
+    document = document if isinstance(document, dict) else {}
+    return {"breaker_open": bool(document.get("breaker_open")),
+            "hosts_quarantined": int(document.get("hosts_quarantined") or 0),
+            "runs_in_progress": int(document.get("runs_in_progress") or 0), "dry_run": bool(document.get("dry_run"))}
+
+
+def _freshness_check(base: str, host: str, timeout: float, get) -> Check:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": FRESHNESS_QUERY})
+    status, body = get(url, timeout)
+    evidence = {"url": url, "http_status": status, "max_age_s": METRICS_MAX_AGE_S}
+    try:
+        summary = metrics_freshness(json.loads(body)) if status == 200 else None
+    except ValueError:
+        summary = None
+    if summary is None:
+        return Check("pipeline.metrics_fresh", "pipeline", "FAIL", f"{url} answered {status or body}", host,
+                     evidence=evidence, recommendation="check-pipeline")
+    evidence.update(summary)
+    if summary["stale"] or not summary["fresh"]:
+        stale = ", ".join(f"{s['host']} ({s['age_s']} s)" for s in summary["stale"]) or "no host reports"
+        return Check("pipeline.metrics_fresh", "pipeline", "WARN", f"collector metrics older than "
+                     f"{METRICS_MAX_AGE_S} s: {stale}", host, evidence=evidence, recommendation="check-pipeline")
+    return Check("pipeline.metrics_fresh", "pipeline", "OK", f"collector metrics of {len(summary['fresh'])} hosts "
+                 f"fresher than {METRICS_MAX_AGE_S} s", host, evidence=evidence)
+
+
+def _receiver_check(url: str, host: str, body: str, evidence: dict) -> Check:
+    try:
+        summary = receiver_summary(json.loads(body))
+    except ValueError:
+        return Check("pipeline.receiver", "pipeline", "FAIL", f"{url} answered without JSON", host,
+                     evidence=evidence, recommendation="check-pipeline")
+    evidence.update(summary)
+    words = (f"breaker {'OPEN' if summary['breaker_open'] else 'closed'}, {summary['hosts_quarantined']} hosts "
+             f"quarantined, {summary['runs_in_progress']} runs in progress")
+    words += ", dry run" if summary["dry_run"] else ""
+    if summary["breaker_open"]:
+        return Check("pipeline.receiver", "pipeline", "FAIL", f"automatic recovery is stopped: {words}", host,
+                     evidence=evidence, recommendation="reset-breaker")
+    if summary["hosts_quarantined"]:
+        return Check("pipeline.receiver", "pipeline", "WARN", words, host, evidence=evidence,
+                     recommendation="release-quarantined")
+    return Check("pipeline.receiver", "pipeline", "OK", f"{url} healthy: {words}", host, evidence=evidence)
+
+
 def pipeline_checks(groups: dict[str, list[str]], vars_of, defaults: dict, timeout: float = 3.0,
                     get=_get) -> list[Check]:
     """groups: {group: [hosts]}; vars_of(host) -> its templated variables; defaults: {variable: role default}."""
@@ -87,6 +157,9 @@ def pipeline_checks(groups: dict[str, list[str]], vars_of, defaults: dict, timeo
             checks.append(Check(check_id, "pipeline", status_word, f"{summary['up']} targets up, "
                                 f"{len(summary['down'])} down", host, evidence=evidence,
                                 recommendation="check-pipeline" if summary["down"] else None))
+            checks.append(_freshness_check(url[: -len(path)], host, timeout, get))
+        elif check_id == "pipeline.receiver":
+            checks.append(_receiver_check(url, host, body, evidence))
         else:
             checks.append(Check(check_id, "pipeline", "OK", f"{url} healthy", host, evidence=evidence))
     return checks

@@ -274,3 +274,20 @@ def test_the_doctor_table_lists_findings_then_commands_and_paints_only_when_aske
     assert plain.index("FINDINGS") < plain.index("RECOMMENDATIONS")
     assert "$ ansible-playbook -i inventory/lab playbooks/recover.yml -e target=h-worker" in plain
     assert "\033[31m" in format_doctor(built, colour=True)
+
+
+def test_gpu_health_names_ecc_retired_pages_and_xid():
+    obs = observation()
+    healthy = {"index": 0, "name": "NVIDIA H100 80GB HBM3", "pci_bus_id": "00000000:00:06.0", "xids": {},
+               "ecc_volatile_uncorrected": 0, "retired_pages_pending": False, "health": "healthy", "reasons": []}
+    obs["result"]["host"]["gpus"] = [healthy]
+    check = by_id(host_checks.resource_checks(obs), "host.gpu")
+    assert (check.status, check.recommendation) == ("OK", None)
+    gone = {"index": None, "name": "GPU at PCI c1:00 (not listed by nvidia-smi)", "pci_bus_id": "c1:00",
+            "xids": {"79": 1}, "health": "unhealthy",
+            "reasons": ["XID 79 (GPU has fallen off the bus) logged 1 times since boot"]}
+    obs["result"]["host"]["gpus"] = [healthy, gone]
+    check = by_id(host_checks.resource_checks(obs), "host.gpu")
+    assert (check.status, check.recommendation) == ("FAIL", "drain-gpu")
+    assert "GPU c1:00: XID 79 (GPU has fallen off the bus)" in check.summary
+    assert check.evidence["gpus"][1]["xids"] == {"79": 1}

@@ -94,3 +94,86 @@ def test_drift_counts_the_tasks_that_would_change_per_host():
     checks = {c.host: c for c in drift_from_json(document)}
     assert checks["h1"].evidence["would_change"] == 2 and checks["h1"].status == "WARN"
     assert checks["h2"].status == "OK" and "s3cret" not in json.dumps([c.as_dict() for c in checks.values()])
+
+
+def _serve(routes: dict[str, tuple[int, dict]]):
+    """A real HTTP server on loopback answering path (with its query) -> (status, JSON document)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            code, document = routes.get(self.path, (404, {}))
+            body = json.dumps(document).encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _freshness(ages: dict[str, float]) -> dict:
+    return {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"fleet_host": host, "instance": f"{host}:9100"}, "value": [1.7e9, str(age)]}
+        for host, age in ages.items()]}}
+
+
+@pytest.mark.parametrize(("ages", "status", "stale"), [
+    ({"h1": 12.5, "h2": 30}, "OK", []),
+    ({"h1": 12.5, "h2": 300.2}, "WARN", [{"host": "h2", "age_s": 300.2}]),
+    ({}, "WARN", []),
+])
+def test_collector_metrics_must_be_fresh_on_every_host(ages, status, stale):
+    from urllib.parse import urlencode
+
+    from fleetwarden.status.pipeline import FRESHNESS_QUERY
+
+    query = "/api/v1/query?" + urlencode({"query": FRESHNESS_QUERY})
+    server = _serve({"/api/v1/targets": (200, TARGETS), query: (200, _freshness(ages))})
+    try:
+        mon_vars = {"prometheus_address": "127.0.0.1", "prometheus_port": server.server_address[1]}
+        checks = {c.id: c for c in pipeline_checks({"monitoring": ["mon"]}, lambda host: mon_vars,
+                                                   {"prometheus_alertmanager_port": 1})}
+    finally:
+        server.shutdown()
+        server.server_close()
+    fresh = checks["pipeline.metrics_fresh"]
+    assert (fresh.status, fresh.evidence["stale"]) == (status, stale)
+    assert fresh.recommendation == (None if status == "OK" else "check-pipeline")
+    assert fresh.evidence["fresh"] == sorted(h for h, age in ages.items() if age <= 45)
+
+
+@pytest.mark.parametrize(("health", "status", "rec"), [
+    ({"status": "ok", "breaker_open": False, "hosts_quarantined": 0, "runs_in_progress": 1, "dry_run": False},
+     "OK", None),
+    ({"status": "ok", "breaker_open": False, "hosts_quarantined": 2, "runs_in_progress": 0, "dry_run": False},
+     "WARN", "release-quarantined"),
+    ({"status": "ok", "breaker_open": True, "hosts_quarantined": 0, "runs_in_progress": 0, "dry_run": False},
+     "FAIL", "reset-breaker"),
+])
+def test_the_receivers_breaker_and_quarantine(health, status, rec):
+    server = _serve({"/healthz": (200, health)})
+    try:
+        ctl_vars = {"ansible_host": "127.0.0.1", "recovery_receiver_port": server.server_address[1]}
+        checks = {c.id: c for c in pipeline_checks({"controller": ["ctl"]}, lambda host: ctl_vars, {})}
+    finally:
+        server.shutdown()
+        server.server_close()
+    receiver = checks["pipeline.receiver"]
+    assert (receiver.status, receiver.recommendation, receiver.host) == (status, rec, "ctl")
+    assert receiver.evidence["hosts_quarantined"] == health["hosts_quarantined"]
+    assert ("breaker OPEN" in receiver.summary) == health["breaker_open"]
+
+
+def test_the_freshness_age_is_the_metricsstale_alerts():
+    import yaml
+
+    from fleetwarden.status.pipeline import FRESHNESS_QUERY, METRICS_MAX_AGE_S
+
+    rules = yaml.safe_load((REPO / "roles" / "prometheus" / "files" / "fleetwarden-alerts.yml").read_text())
+    [stale] = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "MetricsStale"]
+    assert f"{FRESHNESS_QUERY} > {METRICS_MAX_AGE_S}" in " ".join(stale["expr"].split())

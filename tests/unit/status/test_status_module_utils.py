@@ -95,3 +95,83 @@ def test_authorized_keys_summary_has_the_fingerprint_ssh_keygen_prints_and_no_ke
     assert keys[0] == {"line": 1, "fingerprint": listed[1], "type": "ed25519", "bits": 256, "comment": "op@laptop"}
     assert keys[1]["line"] == 4 and keys[1]["error"]
     assert public.split()[1] not in json.dumps(keys)
+
+
+H100 = FIXTURES_DIR / "gpu-h100"
+# Hand-built (tests/fixtures/monitoring/README.md): no XID was captured on the H100. Its PCI 0000:00:06 is the H100's
+# bus (00000000:00:06.0 in query-gpu.csv); 0000:c1:00 is a GPU nvidia-smi does not list.
+KERNEL_XID = FIXTURES_DIR / "monitoring" / "kernel-xid.txt"
+
+
+def _h100():
+    from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import gpu_from_query_row, parse_csv
+
+    return [gpu_from_query_row(row) for row in parse_csv((H100 / "query-gpu.csv").read_text())]
+
+
+def test_gpu_rows_of_a_healthy_h100_keep_their_ecc_and_retired_pages_evidence():
+    [row] = shape.gpu_rows(_h100(), {})
+    assert (row["index"], row["name"], row["health"], row["reasons"], row["xids"]) == (
+        0, "NVIDIA H100 80GB HBM3", "healthy", [], {})
+    assert (row["ecc_volatile_uncorrected"], row["retired_pages_pending"], row["memory_total_mib"]) == (0, None, 81559)
+
+
+def test_gpu_rows_with_the_kernels_xids_mark_the_gpu_and_a_gpu_gone_from_nvidia_smi():
+    from ansible_collections.fleetwarden.fleet.plugins.module_utils._fleet_metrics import (
+        count_xids,
+        parse_xid_events,
+    )
+
+    gpus = _h100()
+    rows = shape.gpu_rows(gpus, count_xids(None, parse_xid_events(KERNEL_XID.read_text()), gpus))
+    h100, gone = rows
+    assert h100["health"] == "unhealthy" and h100["xids"] == {"48": 1, "79": 2}
+    assert h100["reasons"] == ["XID 48 (double-bit ECC error) logged 1 times since boot",
+                               "XID 79 (GPU has fallen off the bus) logged 2 times since boot"]
+    assert (gone["index"], gone["pci_bus_id"], gone["xids"], gone["health"]) == (None, "c1:00", {"13": 1}, "degraded")
+    assert "not listed by nvidia-smi" in gone["name"] and "application" in gone["reasons"][0]
+
+
+def test_gpu_rows_add_ecc_and_xid_reasons_together():
+    gpus = _h100()
+    gpus[0]["ecc_volatile_uncorrected"] = 2
+    gpus[0]["retired_pages_pending"] = True
+    [row] = shape.gpu_rows(gpus, {"0|94": 1})
+    assert row["health"] == "unhealthy"
+    assert row["reasons"] == ["XID 94 (contained ECC error) logged 1 times since boot",
+                              "2 uncorrectable ECC errors since the driver loaded",
+                              "page retirement pending: reset the GPU"]
+
+
+class _FakeModule:
+    """What FleetStatus._gpus asks of AnsibleModule: nvidia-smi's path and the output of each command."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+        self.params = {}
+
+    def get_bin_path(self, name):
+        return "/usr/bin/nvidia-smi" if "nvidia-smi" in self.outputs else None
+
+    def run_command(self, argv, environ_update=None):
+        return self.outputs[argv[0].rsplit("/", 1)[-1]]
+
+
+def test_fleet_status_reads_xids_from_the_kernel_log_where_nvidia_smi_exists():
+    from ansible_collections.fleetwarden.fleet.plugins.modules.fleet_status import FleetStatus
+
+    status = FleetStatus(_FakeModule({"nvidia-smi": (0, (H100 / "query-gpu.csv").read_text(), ""),
+                                      "journalctl": (0, KERNEL_XID.read_text(), "")}))
+    rows = status._gpus()
+    assert [(r["index"], r["health"]) for r in rows] == [(0, "unhealthy"), (None, "degraded")] and not status.errors
+    # nvidia-smi cannot see the GPU any more (fallen off the bus): the error and the kernel's XIDs both show.
+    status = FleetStatus(_FakeModule({"nvidia-smi": (15, "Unable to determine the device handle for GPU0000:00:06.0",
+                                                     ""), "journalctl": (0, KERNEL_XID.read_text(), "")}))
+    rows = status._gpus()
+    assert "device handle" in rows[0]["error"] and {r["pci_bus_id"] for r in rows[1:]} == {"00:06", "c1:00"}
+    # An unreadable kernel log is an error of the round, not a healthy verdict on XIDs.
+    status = FleetStatus(_FakeModule({"nvidia-smi": (0, (H100 / "query-gpu.csv").read_text(), ""),
+                                      "journalctl": (1, "", "Failed to get journal access")}))
+    assert [r["health"] for r in status._gpus()] == ["healthy"]
+    assert status.errors == ["cannot read the kernel log for XIDs: Failed to get journal access"]
+    assert FleetStatus(_FakeModule({}))._gpus() is None
