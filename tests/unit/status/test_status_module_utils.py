@@ -148,7 +148,7 @@ class _FakeModule:
 
     def __init__(self, outputs):
         self.outputs = outputs
-        self.params = {}
+        self.params = {"docker_cli": "docker"}
 
     def get_bin_path(self, name):
         return "/usr/bin/nvidia-smi" if "nvidia-smi" in self.outputs else None
