@@ -68,6 +68,7 @@ def main(argv=None) -> int:
                 lab.quiet()
                 lab.receiver.calm([host.name])
                 lab.receiver.wait_cooled(host.name)
+                lab.forget_history(host)
                 timeline = lab.run_fault(fault, host)
                 ok = bool(timeline.run and timeline.run.get("run_status") == "successful"
                           and timeline.stayed_healthy() and timeline.resolved_row)

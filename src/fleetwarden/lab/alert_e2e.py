@@ -281,6 +281,13 @@ class Lab:
         node = self.alive().get(host.address)
         return {"container": state["container"], "node": node} if node else None
 
+    def forget_history(self, host: Host) -> None:
+        """recover.yml's death history of the host (roles/recovery: history.json under recovery_incident_root)
+        forgotten, as the drill does between faults: three faults of one cause within the hour are the repeat a
+        person must see (report_only), and a test that breaks one host again and again is not that."""
+        root = role_default(self.project, "recovery", "recovery_incident_root")
+        sh(host, f"rm -f {shlex.quote(root)}/history.json")
+
     def quiet(self, timeout: float = 300) -> None:
         """Until Alertmanager has no active remediating alert and Prometheus none pending or firing, and the
         Ray worker of every worker host is healthy (started again if an earlier test left it stopped or
