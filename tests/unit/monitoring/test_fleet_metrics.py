@@ -137,6 +137,8 @@ def test_restart_window_starts_afresh_when_an_exhausted_unit_runs_again():
     assert count == 60
     state, count = fm.restart_window(state, 60, now=1105, exhausted=True)
     assert count == 60
+    state, count = fm.restart_window(state, 0, now=1108)  # activating: reset-failed, then a start under way
+    assert count == 60
     state, count = fm.restart_window(state, 0, now=1110, active=True)
     assert count == 0
     state, count = fm.restart_window(state, 2, now=1120, active=True)
