@@ -7,11 +7,16 @@
   receiver. An empty recovery URL leaves the recovery receiver without integrations: Alertmanager keeps those
   alerts (UI, ``amtool alert query``) and sends them nowhere.
 - ``fleetwarden.fleet.prometheus_targets``: file_sd target groups, one per inventory host, labelled fleet_host.
+- ``fleetwarden.fleet.alert_rules_timing``: the shipped alert rules (text) with ``for`` and ``keep_firing_for``
+  replaced per alert name (prometheus_alert_rule_timing); the text as it is when there is nothing to replace.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import yaml
+from ansible.errors import AnsibleFilterError
 
 RECOVERY_RECEIVER = "fleetwarden-recovery"
 USER_RECEIVER = "fleet-users"
@@ -47,6 +52,37 @@ def prometheus_targets(hosts, hostvars, default_port=9100):
     return groups
 
 
+RULE_TIMING_KEYS = ("for", "keep_firing_for")
+
+
+def alert_rules_timing(text, overrides=None):
+    """The rules file `text` with each named alert's `for` / `keep_firing_for` replaced by `overrides`
+    ({alertname: {for: 10s, keep_firing_for: 1m}}; a rule of that name in any group, every one if several).
+    An unknown alert name or key is an error naming it. No overrides: `text` unchanged (ending in a newline)."""
+    if not overrides:
+        return text if text.endswith("\n") else text + "\n"
+    if not isinstance(overrides, dict):
+        raise AnsibleFilterError("prometheus_alert_rule_timing: expected a dict of alert name -> timing, got %r"
+                                 % (overrides,))
+    data = yaml.safe_load(text)
+    rules = [rule for group in data["groups"] for rule in group["rules"]]
+    names = set(rule.get("alert") for rule in rules)
+    for name, timing in overrides.items():
+        if name not in names:
+            raise AnsibleFilterError("prometheus_alert_rule_timing: no alert rule named %r (rules: %s)"
+                                     % (name, ", ".join(sorted(n for n in names if n))))
+        unknown = sorted(set(timing or {}) - set(RULE_TIMING_KEYS))
+        if unknown or not isinstance(timing, dict):
+            raise AnsibleFilterError("prometheus_alert_rule_timing.%s: only %s may be set, got %r"
+                                     % (name, " and ".join(RULE_TIMING_KEYS), timing))
+    for rule in rules:
+        for key, value in (overrides.get(rule.get("alert")) or {}).items():
+            rule[key] = str(value)
+    return ("# fleetwarden-alerts.yml of the fleetwarden.fleet.prometheus role, with prometheus_alert_rule_timing "
+            "applied.\n" + yaml.safe_dump(data, sort_keys=False, width=120, default_flow_style=False))
+
+
 class FilterModule:
     def filters(self):
-        return {"alertmanager_config": alertmanager_config, "prometheus_targets": prometheus_targets}
+        return {"alertmanager_config": alertmanager_config, "prometheus_targets": prometheus_targets,
+                "alert_rules_timing": alert_rules_timing}

@@ -111,15 +111,20 @@ def _int(value, default=None):
         return default
 
 
-def restart_window(previous, nrestarts, now, window=RESTART_WINDOW_S):
+def restart_window(previous, nrestarts, now, window=RESTART_WINDOW_S, exhausted=False, active=False):
     """Restarts seen in the last ``window`` seconds, from NRestarts read run after run.
 
-    ``previous`` is {"nrestarts": last value read, "increments": [[time, count], ...]} (or None on the first run).
-    systemd keeps its start-limit count to itself; this counts what the collector saw (a drop of NRestarts is a
-    manual restart, which resets it). Returns (state to keep, restarts in the window).
+    ``previous`` is {"nrestarts": last value read, "increments": [[time, count], ...], "exhausted": bool} (or None
+    on the first run). systemd keeps its start-limit count to itself; this counts what the collector saw (a drop
+    of NRestarts is a manual restart, which resets NRestarts but not systemd's count). A unit seen exhausted
+    (``exhausted``: systemd gave up) and now ``active`` again, whatever it was in between (activating while it
+    starts), was started after `systemctl reset-failed`, which resets systemd's count: the window starts afresh.
+    Returns (state to keep, restarts in the window).
     """
     previous = previous or {}
     increments = [list(i) for i in previous.get("increments", []) if now - i[0] < window]
+    if previous.get("exhausted") and active:
+        increments = []
     last = previous.get("nrestarts")
     if nrestarts is not None:
         if last is not None and nrestarts > last:
@@ -129,7 +134,10 @@ def restart_window(previous, nrestarts, now, window=RESTART_WINDOW_S):
         elif last is not None and nrestarts < last and nrestarts > 0:
             increments.append([now, nrestarts])
         last = nrestarts
-    return {"nrestarts": last, "increments": increments}, sum(count for _, count in increments)
+    # Seen exhausted stays so until seen active: the start after reset-failed passes through `activating`.
+    state = {"nrestarts": last, "increments": increments,
+             "exhausted": bool(exhausted or (previous.get("exhausted") and not active))}
+    return state, sum(count for _, count in increments)
 
 
 def parse_docker_events(text):

@@ -205,7 +205,8 @@ class Collector:
         for decl in declarations:
             unit = units.get(decl["units"]["worker"], {})
             restarts[decl["name"]], in_window = fm.restart_window(
-                restarts.get(decl["name"]), fm._int(unit.get("NRestarts")), started)
+                restarts.get(decl["name"]), fm._int(unit.get("NRestarts")), started,
+                exhausted=fm.restarts_exhausted(decl, unit), active=unit.get("ActiveState") == "active")
             container = containers.get(decl["container"])
             age, probe_ok = self.probe(decl, container)
             samples += fm.worker_samples(decl, unit, container, (kept.get("deaths") or {}).get(decl["container"]),

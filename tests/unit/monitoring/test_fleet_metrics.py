@@ -131,6 +131,24 @@ def test_restart_window_counts_increments_within_the_hour():
     assert count == 4
 
 
+def test_restart_window_starts_afresh_when_an_exhausted_unit_runs_again():
+    # systemd gave up (the collector saw the unit failed), then reset-failed and a start: systemd's count is reset.
+    state, count = fm.restart_window(None, 0, now=1000)
+    state, count = fm.restart_window(state, 60, now=1100, exhausted=True)
+    assert count == 60
+    state, count = fm.restart_window(state, 60, now=1105, exhausted=True)
+    assert count == 60
+    state, count = fm.restart_window(state, 0, now=1108)  # activating: reset-failed, then a start under way
+    assert count == 60
+    state, count = fm.restart_window(state, 0, now=1110, active=True)
+    assert count == 0
+    state, count = fm.restart_window(state, 2, now=1120, active=True)
+    assert count == 2
+    # A manual restart of a unit that never ran out keeps the count (systemd's does too).
+    state, count = fm.restart_window(state, 0, now=1130, active=True)
+    assert count == 2
+
+
 def test_worker_samples_of_a_running_worker_with_a_heartbeat():
     decl = declaration(probe={"heartbeat": {"path": "/tmp/hb", "max_age": 30}})
     container = fm.container_facts({"Name": "/trainer", "State": {

@@ -1,0 +1,111 @@
+"""Alert to recovery, end to end on the lab, no person in the loop (issue 12).
+
+For each fault on the Ray worker that site.yml deploys: Prometheus fires the remediating alert, Alertmanager
+notifies the recovery receiver on the controller, the receiver decides `started` and runs recover.yml through
+ansible-runner, the worker comes back and stays healthy through the settle window with a new node ALIVE in the
+real Ray head, recover.yml's report says so, the alert resolves, and the receiver's audit (`fleetwarden receiver
+log --json`, on the controller) has the run (successful, rc 0) and a `resolved` row with the time to recover.
+
+The faults (src/fleetwarden/lab/alert_e2e.py, shared with benchmarks/receiver_e2e.py, says exactly how):
+- unit_stopped: `systemctl stop` of the Ray worker's unit; WorkerDown.
+- restarts_exhausted: its container SIGKILLed at every start until systemd gives up (the lab's restart budget,
+  ray_cluster_restart.max_per_hour, spent); WorkerRestartsExhausted. WorkerDown of that host is silenced in
+  Alertmanager while the crash loop runs, so that the receiver does not act before systemd gave up.
+- mount_killed: the mount's (gcsfuse stand-in) process SIGKILLed during a storage outage (its bucket away for a
+  few seconds). A plain kill -9 is healed by systemd in seconds (the worker Requires= the mount and restarts
+  with it), before any alert; here the mount's first restart fails, systemd stops the worker for the failed
+  dependency, the mount then comes back by itself, and the worker stays down until the receiver's recover.yml
+  starts it; WorkerDown (and MountLost).
+
+The lab's receiver runs dry (inventory/lab/group_vars/controller.yml): this module switches it live through the
+role (site.yml --tags recovery_receiver -e recovery_receiver_dry_run=false) once no remediating alert is active
+and every Ray worker is ALIVE, releases the worker hosts and resets the breaker, and restores dry run and that
+state when it ends, so the tests after it find the lab as `make lab` left it. Before each fault it waits out the
+host's cooldown and forgets recover.yml's death history of the host (as the drill does): a third death of one
+cause within the hour is a repeat that recover.yml leaves to a person, by design.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fleetwarden.lab.alert_e2e import FAULT_ALERTS, FAULTS, E2EError, Lab
+
+from . import ray_lab
+from .conftest import cannot_run
+
+pytestmark = [pytest.mark.lab, pytest.mark.ray]
+# Each fault on a worker host of its own where it can: the receiver's cooldown is per host.
+HOST_INDEX = {"unit_stopped": 0, "restarts_exhausted": 1, "mount_killed": 0}
+
+
+@pytest.fixture(scope="module")
+def chain():
+    hosts = ray_lab.require_lab()
+    missing = [h.name for h in hosts.values() if "workers" in h.groups
+               if ray_lab.host_run(h, "test", "-e", "/etc/fleetwarden/workers/ray-worker.json").returncode != 0]
+    if missing:  # the lab without site.yml's Ray workers: deploy them, as make lab does
+        ray_lab.ensure_worker_image(hosts)
+        run = ray_lab.ansible_playbook(ray_lab.SITE)
+        assert run.returncode == 0, run.stdout[-4000:]
+    try:
+        lab = Lab(ray_lab.REPO, ray_lab.INVENTORY)
+    except E2EError as error:
+        cannot_run(f"the lab has no receiver to test: {error}")
+    names = [h.name for h in lab.workers]
+    lab.quiet()
+    lab.receiver.calm(names)
+    lab.set_live(True)
+    try:
+        yield lab
+    finally:
+        lab.set_live(False)
+        lab.receiver.calm(names)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_fault_is_healed_by_the_receiver_through_the_alert(chain, fault):
+    lab = chain
+    host = lab.workers[HOST_INDEX[fault] % len(lab.workers)]
+    lab.quiet()
+    lab.receiver.calm([host.name])
+    lab.receiver.wait_cooled(host.name)
+    lab.forget_history(host)
+    started = time.monotonic()
+    timeline = lab.run_fault(fault, host)
+    steps = timeline.breakdown()
+    print(f"\n{fault} on {host.name}: {steps} (test {time.monotonic() - started:.0f} s)")
+    if fault == "restarts_exhausted":  # systemd gave up after the lab's budget of restarts
+        assert timeline.injected["restarts"] >= timeline.injected["burst"] - 1, timeline.injected
+    if fault == "mount_killed":  # the mount came back by itself, the worker did not
+        assert timeline.injected["outage_s"] > 0
+
+    # Prometheus fired the fault's alert; Alertmanager delivered it; the receiver started one run for the host.
+    assert timeline.firing is not None, f"no {FAULT_ALERTS[fault]} fired: {timeline.rows}"
+    assert set(timeline.alertnames) <= FAULT_ALERTS[fault]
+    runs = [r for r in timeline.rows if r["kind"] == "started"]
+    assert len(runs) == 1, timeline.rows
+    assert runs[0]["alertname"] in FAULT_ALERTS[fault] and runs[0]["host"] == host.name
+    assert not [r for r in timeline.rows if r["kind"] in ("dry_run", "quarantined", "breaker", "budget")], \
+        timeline.rows
+    assert timeline.firing - 1 <= timeline.notified <= timeline.run_end
+
+    # recover.yml ran through the receiver and verified the worker healthy through the settle window.
+    run = timeline.run
+    assert run is not None and run["run_status"] == "successful" and run["rc"] == 0, timeline.rows
+    report = lab.report(timeline)
+    entry = next(w for w in report["workers"] if w["worker"] == lab.worker_name)
+    assert entry["cause"] != "running" and entry["action"] != "none", entry
+    assert entry["healthy"] is True and entry["verification"]["settled_s"] >= lab.settle_s, entry
+
+    # On the host and in the head, as this test sees them: a new container and a new node ALIVE, unchanged from
+    # when they came back until the alert resolved (longer than the settle window).
+    assert timeline.back is not None and timeline.back <= timeline.run_end, timeline.samples[-5:]
+    assert timeline.stayed_healthy(), (timeline.back_state, timeline.after)
+
+    # The alert resolved, and the receiver recorded it with the time to recover.
+    assert timeline.prometheus_resolved is not None and timeline.resolved_row is not None, timeline.rows
+    assert timeline.resolved_row["ttr"] and timeline.resolved_row["ttr"] > 0, timeline.resolved_row
+    assert timeline.resolved_row["fingerprint"] == runs[0]["fingerprint"]

@@ -1,0 +1,67 @@
+"""prometheus_alert_rule_timing (the alert_rules_timing filter): the shipped rules with `for` / `keep_firing_for`
+replaced per alert name, everything else as shipped, still valid for `promtool check rules`; the lab's timing
+names only rules that exist; bad input is an error naming the field."""
+
+import subprocess
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+from ansible_collections.fleetwarden.fleet.plugins.filter import monitoring
+
+from .test_alert_rules import REPO, RULES, promtool
+
+LAB_MONITORING = REPO / "inventory" / "lab" / "group_vars" / "all" / "monitoring.yml"
+
+
+def by_name(text):
+    found = {}
+    for group in yaml.safe_load(text)["groups"]:
+        for rule in group["rules"]:
+            found.setdefault(rule.get("alert"), []).append(rule)
+    return found
+
+
+def test_no_overrides_installs_the_shipped_text_unchanged():
+    text = RULES.read_text()
+    assert monitoring.alert_rules_timing(text, {}) == text
+    assert monitoring.alert_rules_timing(text.rstrip("\n"), None) == text.rstrip("\n") + "\n"
+
+
+def test_overrides_replace_only_the_named_timing(tmp_path):
+    text = RULES.read_text()
+    out = monitoring.alert_rules_timing(text, {"WorkerDown": {"for": "10s", "keep_firing_for": "30s"},
+                                               "DiskAlmostFull": {"keep_firing_for": "1m"}})
+    before, after = by_name(text), by_name(out)
+    assert after["WorkerDown"][0]["for"] == "10s" and after["WorkerDown"][0]["keep_firing_for"] == "30s"
+    # Both DiskAlmostFull rules (critical and warning) take the override.
+    assert [r["keep_firing_for"] for r in after["DiskAlmostFull"]] == ["1m", "1m"]
+    for name, rules in before.items():
+        for old, new in zip(rules, after[name], strict=True):
+            untouched = {k: v for k, v in old.items() if k not in ("for", "keep_firing_for") or name not in
+                         ("WorkerDown", "DiskAlmostFull")}
+            assert {k: new[k] for k in untouched} == untouched, name
+    # Label and annotation templates are carried as text, and promtool accepts the result.
+    assert "{{ $labels.fleet_host }}" in out
+    path = tmp_path / "rules.yml"
+    path.write_text(out)
+    check = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_lab_timing_names_rules_that_exist():
+    lab = yaml.safe_load(LAB_MONITORING.read_text())["prometheus_alert_rule_timing"]
+    out = by_name(monitoring.alert_rules_timing(RULES.read_text(), lab))
+    for name, timing in lab.items():
+        assert all(rule[key] == str(value) for rule in out[name] for key, value in timing.items())
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"WorkerGone": {"for": "10s"}}, "'WorkerGone'"),
+    ({"WorkerDown": {"fore": "10s"}}, "prometheus_alert_rule_timing.WorkerDown"),
+    ({"WorkerDown": "10s"}, "prometheus_alert_rule_timing.WorkerDown"),
+    (["WorkerDown"], "prometheus_alert_rule_timing"),
+])
+def test_bad_input_is_an_error_naming_the_field(overrides, named):
+    with pytest.raises(AnsibleFilterError, match=named.replace(".", r"\.")):
+        monitoring.alert_rules_timing(RULES.read_text(), overrides)
