@@ -305,6 +305,7 @@ class Lab:
         """The receiver's play of site.yml with recovery_receiver_dry_run set: live (false) or as the lab's
         inventory has it (true). A setting through the role; the receiver restarts with it."""
         run = ansible_playbook(self.project, self.inventory, "site.yml", "--tags", "recovery_receiver",
+                               "--limit", "controller",
                                extra_vars={"recovery_receiver_dry_run": not live})
         if run.returncode != 0:
             raise E2EError(f"site.yml --tags recovery_receiver (live={live}) failed:\n{run.stdout[-4000:]}")
