@@ -21,5 +21,6 @@ fi
 stage "lab up (3 hosts)";         fleetwarden lab up --hosts 3
 export FLEETWARDEN_REQUIRE_LAB=1  # a missing lab fails the Ray tests instead of skipping them
 stage "pytest: unit, lab integration, molecule"
-pytest -p no:cacheprovider -ra --durations=25 tests "$@"
+# The receiver's end-to-end tests (marker receiver_e2e) are not in this run yet: see their module's docstring.
+pytest -p no:cacheprovider -ra --durations=25 -m "not receiver_e2e" tests "$@"
 stage "done"
