@@ -151,7 +151,7 @@ class _FakeModule:
         self.params = {"docker_cli": "docker"}
 
     def get_bin_path(self, name, required=False):
-        return "/usr/bin/%s" % name if name in self.outputs else None
+        return f"/usr/bin/{name}" if name in self.outputs else None
 
     def run_command(self, argv, environ_update=None):
         return self.outputs[argv[0].rsplit("/", 1)[-1]]
