@@ -9,7 +9,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetwarden.fleet.plugins.filter import monitoring
 
-from .test_alert_rules import REPO, RULES, promtool
+from .test_alert_rules import REPO, RULES
 
 LAB_MONITORING = REPO / "inventory" / "lab" / "group_vars" / "all" / "monitoring.yml"
 
@@ -28,7 +28,7 @@ def test_no_overrides_installs_the_shipped_text_unchanged():
     assert monitoring.alert_rules_timing(text.rstrip("\n"), None) == text.rstrip("\n") + "\n"
 
 
-def test_overrides_replace_only_the_named_timing(tmp_path):
+def test_overrides_replace_only_the_named_timing(tmp_path, promtool):
     text = RULES.read_text()
     out = monitoring.alert_rules_timing(text, {"WorkerDown": {"for": "10s", "keep_firing_for": "30s"},
                                                "DiskAlmostFull": {"keep_firing_for": "1m"}})
@@ -45,7 +45,7 @@ def test_overrides_replace_only_the_named_timing(tmp_path):
     assert "{{ $labels.fleet_host }}" in out
     path = tmp_path / "rules.yml"
     path.write_text(out)
-    check = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False)
+    check = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
 
 
