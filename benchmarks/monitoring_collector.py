@@ -18,14 +18,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-
-import monitoring_lab as mon
-import ray_lab
+from fleetwarden.lab import monitoring_lab as mon
+from fleetwarden.lab import ray_lab
 
 SERVICES = ("fleetwarden-metrics.service", "prometheus-node-exporter.service", "prometheus.service",
             "prometheus-alertmanager.service")

@@ -3,7 +3,7 @@
 
 Usage: .venv/bin/python benchmarks/recovery_drill.py [--trials 3] [--faults sigkill,oom,...] [--json FILE]
 Needs the running lab (`make lab`); it is left as it was found. The faults and their checks are those of
-tests/integration/test_site_drill.py (helpers in tests/integration/site_lab.py):
+tests/integration/test_site_drill.py (helpers in src/fleetwarden/lab/site_lab.py):
 
 - sigkill, oom, exit_139, disk_full: the drill worker (inventory/lab) dies of the fault at every start until
   systemd's restarts run out (disk_full: it fills its 16 MiB /scratch tmpfs until ENOSPC); then recover.yml.
@@ -30,11 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The collection from this checkout (as tests/conftest.py puts it), for the names site_lab reads from module_utils.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
 
-from tests.integration import ray_lab
-from tests.integration.site_lab import (
+from fleetwarden.lab import ray_lab
+from fleetwarden.lab.site_lab import (
     DRILL,
     DRILL_FAULT,
     EXHAUSTED,

@@ -1,6 +1,6 @@
 """How fast a supervised Ray worker recovers, measured on the running lab (head plus workers).
 
-Needs the lab up and the Ray cluster deployed (--deploy runs tests/integration/playbooks/ray_cluster.yml). For
+Needs the lab up and the Ray cluster deployed (--deploy runs src/fleetwarden/lab/playbooks/ray_cluster.yml). For
 each trial on one worker host it breaks the worker, then waits until the head sees it alive again:
 
   container death   `docker kill` of the worker's container.
@@ -24,9 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-
-import ray_lab
+from fleetwarden.lab import ray_lab
 
 GOALS = {"container death -> worker process running again": 5.0,
          "container death -> worker seen alive by the head": 15.0,
@@ -91,7 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--host", default="lab-worker-1", help="the worker host to break")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--deploy", action="store_true",
-                        help="deploy the Ray cluster first (tests/integration/playbooks/ray_cluster.yml)")
+                        help="deploy the Ray cluster first (src/fleetwarden/lab/playbooks/ray_cluster.yml)")
     args = parser.parse_args(argv)
     if args.trials < 5:
         parser.error("--trials must be at least 5")

@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from fleetwarden.lab import ray_lab
+
 REQUIRE_LAB = "FLEETWARDEN_REQUIRE_LAB"
 
 
@@ -22,6 +24,15 @@ def cannot_run(reason: str):
     if lab_required():
         pytest.fail(f"{REQUIRE_LAB}=1 but this test cannot run: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def require_lab() -> dict[str, ray_lab.LabHost]:
+    """The running 3-host lab (fleetwarden.lab.ray_lab.require_lab), or cannot_run saying why there is none."""
+    try:
+        return ray_lab.require_lab()
+    except ray_lab.LabNotReady as why:
+        cannot_run(str(why))
+        raise  # cannot_run always raises (fail or skip); this only tells readers and linters so
 
 
 def _engine_answers() -> bool:

@@ -19,7 +19,9 @@ import jsonschema
 import pytest
 import yaml
 
-from . import ray_lab
+from fleetwarden.lab import ray_lab
+
+from .conftest import require_lab
 
 pytestmark = pytest.mark.lab
 
@@ -40,7 +42,7 @@ HEARTBEAT = {"name": "fwd-heartbeat", "image": IMAGE, "pull": "never",
 def lab():
     """The lab as site.yml deploys it. test_ray_cluster removes its Ray workers when it ends (unless
     FLEETWARDEN_KEEP_RAY=1): then this module deploys site.yml itself, and removes the Ray workers again after."""
-    hosts = ray_lab.require_lab()
+    hosts = require_lab()
     head = next(h for h in hosts.values() if "head" in h.groups)
     deployed_here = False
     if ray_lab.host_run(head, "test", "-e", "/etc/fleetwarden/workers/ray-head.json").returncode != 0:

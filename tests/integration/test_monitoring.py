@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from fleetwarden.lab import monitoring_lab as mon
+from fleetwarden.lab import ray_lab
 from fleetwarden.lab.inventory import MONITORING_PORTS
 
-from . import monitoring_lab as mon
-from . import ray_lab
+from .conftest import require_lab
 
 pytestmark = pytest.mark.lab
 
@@ -36,7 +37,7 @@ GIB = 1 << 30
 
 @pytest.fixture(scope="module")
 def lab():
-    hosts = ray_lab.require_lab()
+    hosts = require_lab()
     ray_lab.ensure_worker_image(hosts)
     head = mon.monitoring_host(hosts)
     return hosts, head, mon.published_url(head, MONITORING_PORTS["prometheus"])

@@ -14,7 +14,9 @@ import time
 
 import pytest
 
-from . import ray_lab
+from fleetwarden.lab import ray_lab
+
+from .conftest import require_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.ray]
 
@@ -41,7 +43,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster():
-    hosts = ray_lab.require_lab()
+    hosts = require_lab()
     cluster = Cluster(hosts)
     for host in hosts.values():
         ray_lab.host_run(host, "systemctl", "reset-failed", "fleetwarden-worker-ray-head.service",

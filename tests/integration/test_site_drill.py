@@ -23,8 +23,8 @@ import time
 import jsonschema
 import pytest
 
-from . import ray_lab
-from .site_lab import (
+from fleetwarden.lab import ray_lab
+from fleetwarden.lab.site_lab import (
     DIAGNOSE,
     DRILL,
     DRILL_FAULT,
@@ -48,6 +48,8 @@ from .site_lab import (
     units_of,
 )
 
+from .conftest import require_lab
+
 pytestmark = [pytest.mark.lab, pytest.mark.ray]
 SCHEMA = json.loads((REPO / "schemas" / "diagnosis-report.schema.json").read_text())
 SETTLE_S = 15  # roles/recovery/defaults/main.yml recovery_settle_s
@@ -55,7 +57,7 @@ SETTLE_S = 15  # roles/recovery/defaults/main.yml recovery_settle_s
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    hosts = ray_lab.require_lab()
+    hosts = require_lab()
     lab = SiteLab(hosts, tmp_path_factory.mktemp("reports"))
     for host in lab.workers:
         lab.reset_worker(host, DRILL)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from . import ray_lab
-from .site_lab import SITE, SiteLab, changes
+from fleetwarden.lab import ray_lab
+from fleetwarden.lab.site_lab import SITE, SiteLab, changes
+
+from .conftest import require_lab
 
 pytestmark = pytest.mark.lab
 IMAGE = "fleetwarden/ray-worker:latest"
@@ -20,7 +22,7 @@ IMAGE = "fleetwarden/ray-worker:latest"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    return SiteLab(ray_lab.require_lab(), tmp_path_factory.mktemp("reports"))
+    return SiteLab(require_lab(), tmp_path_factory.mktemp("reports"))
 
 
 def worker(**keys):

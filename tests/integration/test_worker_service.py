@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from . import ray_lab
+from fleetwarden.lab import ray_lab
+
+from .conftest import require_lab
 
 pytestmark = pytest.mark.lab
 
@@ -43,7 +45,7 @@ def heartbeat_worker(name, **overrides):
 
 @pytest.fixture(scope="module")
 def host():
-    hosts = ray_lab.require_lab()
+    hosts = require_lab()
     ray_lab.ensure_worker_image(hosts)
     if HOST not in hosts:
         pytest.fail(f"the lab has no worker host in group gpu outside tpu: {sorted(hosts)}")

@@ -137,7 +137,7 @@ def _epoch(rfc3339: str) -> float:
 
 def wait_until(condition, timeout: float, interval: float = 1.0, what: str = "condition"):
     """Polls condition() until it returns something truthy; returns it. At the deadline, an E2EError (an
-    AssertionError) naming `what` and the last value seen. The lab tests' poller too (tests/integration/ray_lab)."""
+    AssertionError) naming `what` and the last value seen. The lab tests' poller too (fleetwarden.lab.ray_lab)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:

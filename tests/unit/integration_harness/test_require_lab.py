@@ -2,7 +2,8 @@
 
 Covers the three ways a lab test cannot run: no docker engine (the conftest hook, run in a real pytest
 subprocess against a docker socket nobody listens on), no or a partial lab, and a lab host that is not running
-(tests/integration/ray_lab.require_lab, with the inventory and the host's answer given).
+(tests/integration/conftest.require_lab over fleetwarden.lab.ray_lab.require_lab, with the inventory and the
+host's answer given).
 """
 
 import os
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration import ray_lab
+from fleetwarden.lab import ray_lab
+from tests.integration.conftest import require_lab
 
 REPO = Path(__file__).resolve().parents[3]
 HEAD = ray_lab.LabHost("lab-head", "fw-lab-head", "10.0.0.2", ("head",))
@@ -49,10 +51,10 @@ def test_a_missing_or_partial_lab_fails_under_require_lab(monkeypatch, hosts, wh
     monkeypatch.setattr(ray_lab, "read_inventory", lambda: hosts)
     monkeypatch.setenv("FLEETWARDEN_REQUIRE_LAB", "1")
     with pytest.raises(pytest.fail.Exception, match=why):
-        ray_lab.require_lab()
+        require_lab()
     monkeypatch.delenv("FLEETWARDEN_REQUIRE_LAB")
     with pytest.raises(pytest.skip.Exception, match=why):
-        ray_lab.require_lab()
+        require_lab()
 
 
 def test_a_host_that_is_not_running_fails_under_require_lab(monkeypatch):
@@ -62,6 +64,6 @@ def test_a_host_that_is_not_running_fails_under_require_lab(monkeypatch):
         argv, 0 if answers[host.container] else 1, answers[host.container] + "\n", ""))
     monkeypatch.setenv("FLEETWARDEN_REQUIRE_LAB", "1")
     with pytest.raises(pytest.fail.Exception, match="lab host lab-worker-2 is not running"):
-        ray_lab.require_lab()
+        require_lab()
     answers["fw-lab-worker-2"] = "degraded"
-    assert set(ray_lab.require_lab()) == {"lab-head", "lab-worker-1", "lab-worker-2"}
+    assert set(require_lab()) == {"lab-head", "lab-worker-1", "lab-worker-2"}

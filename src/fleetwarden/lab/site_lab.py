@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcsfuse import gcsfuse_unit_name
 
-from . import ray_lab
+from fleetwarden.lab import ray_lab
 
 REPO = ray_lab.REPO
 SITE = REPO / "site.yml"

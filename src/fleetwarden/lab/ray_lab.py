@@ -1,4 +1,5 @@
-"""Helpers for tests and benchmarks that drive supervised workers and Ray on the running lab.
+"""Helpers for tests and benchmarks that drive supervised workers and Ray on the running lab (benchmarks/ and
+tests/integration/ share them from here; benchmarks do not import tests).
 
 Everything goes through `docker exec <lab host container> ...` on this machine (the lab hosts are containers
 here), and asks the Ray head which nodes are alive through its GCS, from inside the head's container.
@@ -17,11 +18,10 @@ from pathlib import Path
 import yaml
 
 from fleetwarden.lab import alert_e2e
-from tests.integration.conftest import cannot_run
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 INVENTORY = REPO / "inventory" / "lab" / "hosts.yml"
-PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"  # the lab's own playbooks (roles applied to the lab)
 SITE = REPO / "site.yml"
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
@@ -144,23 +144,28 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return result
 
 
-# --- what the test modules' fixtures call -----------------------------------------------------------------------
+# --- what the test modules' fixtures and the benchmarks call ------------------------------------------------------
+class LabNotReady(RuntimeError):
+    """The running lab cannot carry a test or a benchmark; the message says why and how to get one. The tests'
+    conftest turns it into a skip, or a failure under FLEETWARDEN_REQUIRE_LAB=1."""
+
+
 def require_lab() -> dict[str, LabHost]:
-    """The running 3-host lab (head plus two workers). Otherwise a skip saying how to get one, or a failure
-    under FLEETWARDEN_REQUIRE_LAB=1: no lab, a partial lab and a host that is not running alike."""
+    """The running 3-host lab (head plus two workers). Otherwise LabNotReady saying how to get one: no lab, a
+    partial lab and a host that is not running alike."""
     hosts = read_inventory()
     if not hosts:
-        cannot_run("no lab runs (no inventory/lab/hosts.yml): make lab")
+        raise LabNotReady("no lab runs (no inventory/lab/hosts.yml): make lab")
     if sum("head" in h.groups for h in hosts.values()) != 1 or sum("workers" in h.groups for h in hosts.values()) < 2:
-        cannot_run("needs a lab of a head and two workers, found "
-                   f"{', '.join(sorted(hosts)) or 'none'}: fleetwarden lab up --hosts 3")
+        raise LabNotReady("needs a lab of a head and two workers, found "
+                          f"{', '.join(sorted(hosts)) or 'none'}: fleetwarden lab up --hosts 3")
     for host in hosts.values():
         try:
             state = host_run(host, "systemctl", "is-system-running", timeout=20).stdout.strip()
         except subprocess.TimeoutExpired:
             state = "no answer"
         if state not in ("running", "degraded"):
-            cannot_run(f"lab host {host.name} is not running (systemd: {state or 'container not running'})")
+            raise LabNotReady(f"lab host {host.name} is not running (systemd: {state or 'container not running'})")
     return hosts
 
 

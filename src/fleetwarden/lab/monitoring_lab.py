@@ -11,10 +11,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 
-try:
-    from . import ray_lab
-except ImportError:  # imported by benchmarks/ with tests/integration on sys.path
-    import ray_lab
+from fleetwarden.lab import ray_lab
 
 PROBE_WORKER = "fwmon-probe"
 HEARTBEAT_LOOP = "while :; do touch /tmp/heartbeat; sleep 1; done"
@@ -57,7 +54,7 @@ def alerts(base: str, name: str, state: str = "firing", **labels) -> list[dict]:
 def probe_worker() -> dict:
     return {"name": PROBE_WORKER, "image": "fleetwarden/ray-worker:latest", "pull": "never",
             "command": ["bash", "-c", HEARTBEAT_LOOP],
-            "probe": {"heartbeat": {"path": "/tmp/heartbeat", "max_age": 10}, "interval": 2, "timeout": 1,
+            "probe": {"heartbeat": {"path": "/tmp/heartbeat", "max_age": 10}, "interval": 2, "timeout": 1,  # noqa: S108 - a path inside the test worker's own container, not on this machine
                       "failure_threshold": 3, "start_period": 10},
             "restart": {"max_per_hour": 30}}
 
