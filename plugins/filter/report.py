@@ -8,7 +8,11 @@
 - ``fleetwarden.fleet.recovery_summary``: a report -> the short human summary (host, worker, cause, action,
   recommendation), one line per worker.
 - ``fleetwarden.fleet.worker_mount_points``: a worker's ``gcsfuse_mounts`` (dicts or paths) -> mount points.
-- ``fleetwarden.fleet.recovery_histories``: slurp of the host's history.json -> {worker: [records]}.
+- ``fleetwarden.fleet.recovery_present_workers``: recovery_workers less the ``state: absent`` ones.
+- ``fleetwarden.fleet.recovery_diagnosis_requests``: the host's workers -> container_diagnosis's ``workers`` option
+  (every worker in one call); ``recovery_diagnosis_results``: its ``workers`` result -> one result per worker with
+  ``item``, the worker, as a loop registers it.
+- ``fleetwarden.fleet.recovery_settle_results``: the one settle command of all workers -> one result per worker.
 - ``fleetwarden.fleet.recovery_verdicts``: settle-window and Ray-head results -> {worker: healthy}.
 - ``fleetwarden.fleet.recovery_settle_details``: the settle-window results -> {worker: verdict}.
 
@@ -20,10 +24,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import json
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag
 
 SCHEMA_VERSION = 1
 # What recover.yml does for each remediation id (docs/recovery.md).
@@ -44,27 +48,62 @@ _DIAGNOSIS_KEYS = ("exists", "container_id", "cause", "findings", "remediation",
 
 def worker_mount_points(mounts):
     """Mount points of a worker's gcsfuse_mounts: entries are dicts with `mountpoint`, or paths."""
-    points = []
-    for mount in mounts or []:
-        point = mount.get("mountpoint") if isinstance(mount, dict) else mount
-        if not isinstance(point, str) or not point.startswith("/"):
-            raise AnsibleFilterError("worker_mount_points: %r has no absolute mountpoint" % (mount,))
-        points.append(point)
-    return points
-
-
-def recovery_histories(slurp_result):
-    """{worker: [record, ...]} from a slurp of the host's history.json; a missing or broken file gives {}."""
-    if not isinstance(slurp_result, dict) or slurp_result.get("failed") or not slurp_result.get("content"):
-        return {}
     try:
-        history = json.loads(base64.b64decode(slurp_result["content"]).decode("utf-8"))
-    except (ValueError, TypeError):
-        return {}
-    if not isinstance(history, dict):
-        return {}
-    return {name: [r for r in records if isinstance(r, dict)] for name, records in history.items()
-            if isinstance(records, list)}
+        return diag.worker_mount_points(mounts)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def recovery_present_workers(workers):
+    """recovery_workers less those declared ``state: absent`` (what worker_declarations leaves out on a host)."""
+    return [w for w in workers or [] if not (isinstance(w, dict) and w.get("state") == "absent")]
+
+
+def recovery_diagnosis_requests(workers, ray_head_address=""):
+    """container_diagnosis's ``workers`` option for the given workers (recovery_workers): per worker what
+    ``_diagnosis.diagnosis_request`` makes of it, as the module does itself for the host's declarations."""
+    try:
+        return [diag.diagnosis_request(worker, ray_head_address) for worker in workers or []]
+    except ValueError as exc:
+        raise AnsibleFilterError("recovery_diagnosis_requests: %s" % exc) from exc
+
+
+def recovery_diagnosis_results(diagnosed, workers):
+    """container_diagnosis's ``workers`` results -> [result with ``item``: its worker], in the workers' order, as a
+    loop over the workers registers them (what the report and the later steps read)."""
+    by_name = {r.get("name"): r for r in (diagnosed or {}).get("workers") or [] if isinstance(r, dict)}
+    results = []
+    for worker in workers or []:
+        result = by_name.get(worker.get("name"))
+        if result is None:
+            result = {"failed": True, "msg": "container_diagnosis returned nothing for %s" % worker.get("name")}
+        results.append(dict(result, item=worker))
+    return results
+
+
+def recovery_settle_results(command_result, workers):
+    """The one ``xargs -P ... fleetwarden-worker settle`` of all workers -> [{item: worker, rc, stdout, stderr}] per
+    worker, from the JSON verdict line that names it (rc 0 when it says healthy); a worker without a verdict line
+    gets the command's rc and stderr, which ``recovery_settle_details`` turns into an unhealthy verdict."""
+    command_result = command_result or {}
+    verdicts = {}
+    for line in (command_result.get("stdout") or "").splitlines():
+        try:
+            verdict = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(verdict, dict) and "worker" in verdict:
+            verdicts[verdict["worker"]] = line
+    results = []
+    for worker in workers or []:
+        line = verdicts.get(worker.get("name"))
+        if line is None:
+            results.append({"item": worker, "rc": command_result.get("rc") or 1, "stdout": "",
+                            "stderr": command_result.get("stderr") or command_result.get("msg") or "no verdict"})
+        else:
+            results.append({"item": worker, "rc": 0 if json.loads(line).get("healthy") is True else 1,
+                            "stdout": line, "stderr": ""})
+    return results
 
 
 def recovery_worker_entry(diagnosis, worker, action=None, healthy=None, incident_dir=None, seconds=None):
@@ -234,5 +273,7 @@ def _wrap(func):
 class FilterModule(object):
     def filters(self):
         return {func.__name__: _wrap(func) for func in (
-            worker_mount_points, recovery_histories, recovery_worker_entry, recovery_verdicts, recovery_settle_details,
+            worker_mount_points, recovery_present_workers, recovery_diagnosis_requests, recovery_diagnosis_results,
+            recovery_settle_results,
+            recovery_worker_entry, recovery_verdicts, recovery_settle_details,
             recovery_host_report, recovery_fleet_report, recovery_summary)}

@@ -546,3 +546,31 @@ def diagnose(observation, history=None, repeat_window_s=3600, repeat_threshold=3
         "repeat": repeat,
         "recommendation": recommend(cause, findings, observation, repeat),
     }
+
+
+# --- which workers to diagnose, and with what: one home for container_diagnosis (declarations_dir) and the
+# recovery role's filter (recovery_diagnosis_requests, for recovery_workers) -------------------------------------
+def worker_mount_points(mounts):
+    """Mount points of a worker's gcsfuse_mounts: entries are dicts with ``mountpoint``, or paths."""
+    points = []
+    for mount in mounts or []:
+        point = mount.get("mountpoint") if isinstance(mount, dict) else mount
+        if not isinstance(point, str) or not point.startswith("/"):
+            raise ValueError("worker_mount_points: %r has no absolute mountpoint" % (mount,))
+        points.append(point)
+    return points
+
+
+def diagnosis_request(worker, ray_head_address=None):
+    """container_diagnosis's per-worker options for a worker declaration: name, unit, image, mount points, and
+    the Ray head to check (the worker's own, else ``ray_head_address``; none for a Ray head, whose own container
+    says why it died)."""
+    if not isinstance(worker, dict) or not worker.get("name"):
+        raise ValueError("every worker needs a name, got %r" % (worker,))
+    request = {"name": worker["name"], "unit": "fleetwarden-worker-%s.service" % worker["name"],
+               "image": worker.get("image"), "mounts": worker_mount_points(worker.get("gcsfuse_mounts"))}
+    is_head = (worker.get("metadata") or {}).get("ray_role") == "head"
+    head = worker.get("ray_head_address") or ray_head_address
+    if head and not is_head:
+        request["ray_head_address"] = head
+    return request

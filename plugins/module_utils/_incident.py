@@ -6,6 +6,7 @@
   container_diagnosis redacts (the rules are in ``_diagnosis``).
 - ``merge_history``: a worker's death records with this death added once, the expired ones dropped.
 - ``incidents_to_remove``: which of a worker's incident directories the retention limit removes.
+- ``parse_histories``: every worker's death records from the text of the host's history file.
 
 Runs on managed hosts: standard library only.
 """
@@ -13,6 +14,8 @@ Runs on managed hosts: standard library only.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import json
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import (
     env_secrets,
@@ -56,3 +59,17 @@ def merge_history(history, name, record, now, keep_s):
 def incidents_to_remove(names, keep):
     """The incident directory names (timestamps, which sort by time) beyond the newest ``keep``."""
     return sorted(names)[:-keep]
+
+
+def parse_histories(text):
+    """``{worker: [record, ...]}`` from the text of the history file (``{worker: [records]}``, what
+    ``merge_history`` keeps); an empty, broken or misshapen file gives ``{}``, records that are not dicts are
+    dropped."""
+    try:
+        history = json.loads(text) if text and text.strip() else {}
+    except ValueError:
+        return {}
+    if not isinstance(history, dict):
+        return {}
+    return {name: [r for r in records if isinstance(r, dict)] for name, records in history.items()
+            if isinstance(records, list)}

@@ -266,3 +266,23 @@ def parse_kernel_oom_events(text):
 def events_between(events, since, until):
     """The events from ``since`` to ``until`` (epoch seconds); an event whose time is unknown is kept."""
     return [event for event in events if event["time"] is None or since <= event["time"] <= until]
+
+
+# node_facts' default paths; container_diagnosis (node_facts=true) reads the same.
+NODE_FACT_PATHS = ("/", "/var/lib/docker")
+
+
+def node_facts(read_text, statvfs, paths, full_threshold_pct):
+    """Memory, swap, disks (``paths``), OOM kills since boot and uptime, read through ``read_text(path)`` and
+    ``statvfs(path)``: the node_facts module, and container_diagnosis (node_facts=true) in its one call."""
+    facts = memory_summary(parse_meminfo(read_text("/proc/meminfo")))
+    disks = []
+    for path in paths:
+        try:
+            disks.append(disk_usage(path, statvfs(path), full_threshold_pct))
+        except OSError as exc:
+            disks.append({"path": path, "error": exc.strerror or str(exc)})
+    facts["disks"] = disks
+    facts["oom_kill_count"] = parse_vmstat_oom_kills(read_text("/proc/vmstat"))
+    facts["uptime_s"] = parse_uptime(read_text("/proc/uptime"))
+    return facts

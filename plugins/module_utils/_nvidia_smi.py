@@ -360,3 +360,74 @@ def overall_health(gpus):
     if not gpus:
         return ABSENT
     return max((gpu["health"] for gpu in gpus), key=lambda health: _RANK[health])
+
+
+# gpu_facts' defaults; container_diagnosis (gpu_facts=true) uses the same.
+GPU_FACTS_DEFAULTS = {"source": "xml", "nvidia_smi_path": None, "temperature_threshold_c": 85,
+                      "memory_temperature_threshold_c": 95}
+
+
+class GpuFacts:
+    """Runs nvidia-smi once (twice for CSV) and shapes its output, through ``module`` (run_command,
+    get_bin_path): used by the gpu_facts module, and by container_diagnosis (gpu_facts=true) in its one call.
+    ``params``: source, nvidia_smi_path, temperature_threshold_c, memory_temperature_threshold_c."""
+
+    def __init__(self, module, params):
+        self.module = module
+        self.params = params
+
+    def run(self):
+        path = self.params["nvidia_smi_path"] or self.module.get_bin_path("nvidia-smi")
+        facts = {
+            "gpu_count": 0, "gpus": [], "health": ABSENT, "reasons": [], "driver_version": None,
+            "cuda_version": None, "nvidia_smi": {"path": path, "present": bool(path), "rc": None, "error": None},
+        }
+        if not path:
+            return facts
+        try:
+            if self.params["source"] == "xml":
+                parsed = self._from_xml(path)
+            else:
+                parsed = self._from_csv(path)
+        except NvidiaSmiError as exc:
+            facts["nvidia_smi"].update(rc=exc.rc, error=exc.message)
+            facts["health"] = UNHEALTHY
+            facts["reasons"] = ["nvidia-smi failed: {0}".format(exc.message)]
+            return facts
+        facts["nvidia_smi"]["rc"] = 0
+        for gpu in parsed["gpus"]:
+            gpu["health"], gpu["reasons"] = assess_gpu(
+                gpu, self.params["temperature_threshold_c"], self.params["memory_temperature_threshold_c"])
+        facts.update(
+            gpus=parsed["gpus"], gpu_count=len(parsed["gpus"]), health=overall_health(parsed["gpus"]),
+            driver_version=parsed["driver_version"], cuda_version=parsed["cuda_version"])
+        return facts
+
+    def _run(self, argv):
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise NvidiaSmiError(rc, (err or out).strip() or "exit status {0}".format(rc))
+        return out
+
+    def _from_xml(self, path):
+        out = self._run([path, "-q", "-x"])
+        try:
+            return parse_xml(out)
+        except Exception as exc:  # ElementTree.ParseError and friends
+            raise NvidiaSmiError(0, "unreadable XML: {0}".format(exc)) from exc
+
+    def _from_csv(self, path):
+        out = self._run([path, "--query-gpu=" + ",".join(QUERY_GPU_FIELDS), "--format=csv"])
+        rows = parse_csv(out)
+        gpus = [gpu_from_query_row(row) for row in rows]
+        apps = self._run([path, "--query-compute-apps=" + ",".join(QUERY_COMPUTE_APPS_FIELDS), "--format=csv"])
+        attach_processes(gpus, parse_compute_apps_csv(apps))
+        driver = rows[0].get("driver_version") if rows else None
+        return {"gpus": gpus, "driver_version": driver, "cuda_version": None}
+
+
+class NvidiaSmiError(Exception):
+    def __init__(self, rc, message):
+        super(NvidiaSmiError, self).__init__(message)
+        self.rc = rc
+        self.message = message

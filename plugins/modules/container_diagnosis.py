@@ -31,9 +31,43 @@ attributes:
     platforms: linux
 options:
   name:
-    description: Name or ID of the container.
+    description:
+      - Name or ID of the container.
     type: str
-    required: true
+  workers:
+    description:
+      - Diagnose several workers in one call (one remote round trip for a host's workers, issue 16). Each item
+        takes the per-worker options C(name) (required), C(unit), C(image), C(mounts), C(ray_head_address) and
+        C(history); the other options apply to every worker. The daemon is asked once for all of them.
+      - The results are in RV(workers), one per item in its order. One of O(name), O(workers) and
+        O(declarations_dir) is required.
+    type: list
+    elements: dict
+  declarations_dir:
+    description:
+      - Diagnose every worker declared on the host, as C(fleetwarden.fleet.worker_service) wrote them
+        (C(<dir>/<name>.json), read as C(fleetwarden.fleet.worker_declarations) reads them), in one call like
+        O(workers). O(ray_head_address) is the Ray head of the workers whose declaration names none.
+      - The declarations are in RV(declared), the files that are not readable declarations in
+        RV(declaration_errors).
+    type: path
+  node_facts:
+    description:
+      - Also return RV(node), what C(fleetwarden.fleet.node_facts) returns (paths C(/) and C(/var/lib/docker),
+        O(disk_full_threshold_pct)), in the same call (recover.yml's one round trip for the diagnosis).
+    type: bool
+    default: false
+  gpu_facts:
+    description:
+      - Also return RV(gpu), what C(fleetwarden.fleet.gpu_facts) returns with its defaults (nvidia-smi's XML), in
+        the same call.
+    type: bool
+    default: false
+  history_file:
+    description:
+      - "The host's death records of every worker, C({worker: [record, ...]}) (C(incident_evidence) keeps it);
+        each worker's records are added to its O(history). Missing or unreadable: no records."
+    type: path
   unit:
     description: The systemd unit that supervises the container; for evidence only (state, restart count).
     type: str
@@ -119,9 +153,33 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+workers:
+  description: With O(workers), one result per worker, in its order, each with C(name) and the keys below.
+  returned: when O(workers) is given
+  type: list
+  elements: dict
+node:
+  description: With O(node_facts), the node's memory, swap, disks, OOM kills and uptime (as C(node_facts) returns).
+  returned: when O(node_facts) is true
+  type: dict
+gpu:
+  description: With O(gpu_facts), the GPUs' health (as C(gpu_facts) returns).
+  returned: when O(gpu_facts) is true
+  type: dict
+declared:
+  description: With O(declarations_dir), the host's worker declarations (env values and setup commands never
+    read back), in the order of RV(workers).
+  returned: when O(declarations_dir) is given
+  type: list
+  elements: dict
+declaration_errors:
+  description: With O(declarations_dir), one line per file that is not a readable declaration (left out).
+  returned: when O(declarations_dir) is given
+  type: list
+  elements: str
 exists:
   description: Whether the container exists.
-  returned: always
+  returned: when O(name) is given
   type: bool
 container_id:
   description: Full container ID, or V(null).
@@ -176,7 +234,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules kee
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _death_record as death_record  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _docker_cli as docker_cli  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _incident as incident  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _nvidia_smi as nvidia_smi  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_unit as worker_unit  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 
 # Host access, kept in small functions so that tests can replace them.
@@ -225,14 +286,15 @@ def probe_tcp(host, port, timeout):
 class ContainerDiagnosis:
     """Collects the observation, hands it to _diagnosis.diagnose() and shapes the result."""
 
-    def __init__(self, module):
+    def __init__(self, module, params=None, daemon=None):
         self.module = module
-        self.params = module.params
+        self.params = params or module.params
         self.docker = docker_cli.find_docker_cli(module, required=True)
+        self.daemon = daemon
 
     def run(self):
         params = self.params
-        daemon = self.check_daemon()
+        daemon = self.daemon or self.check_daemon()
         if not daemon["healthy"] and diag.daemon_error_kind(daemon["error"]) == "permission":
             self.module.fail_json(msg="No access to the Docker daemon (run with become): " + daemon["error"])
         container = self.inspect() if daemon["healthy"] else None
@@ -373,9 +435,75 @@ class ContainerDiagnosis:
         return status
 
 
+# The options each item of `workers` may set; the rest apply to every worker.
+PER_WORKER = ("name", "unit", "image", "mounts", "ray_head_address", "history")
+
+
+def worker_params(params, worker, histories):
+    """The parameters of one diagnosis: the module's, with the worker's own options, and the history file's
+    records of it added to its history."""
+    unknown = sorted(set(worker) - set(PER_WORKER))
+    if unknown:
+        raise ValueError("workers item {0!r}: unknown keys {1}".format(worker.get("name"), ", ".join(unknown)))
+    if not isinstance(worker.get("name"), str) or not worker["name"]:
+        raise ValueError("workers item needs a name: {0!r}".format(worker))
+    merged = dict(params, workers=None, unit=None, image=None, mounts=[], ray_head_address=None, history=[])
+    merged.update((k, v) for k, v in worker.items() if v is not None)
+    if not isinstance(merged["mounts"], list) or not isinstance(merged["history"], list):
+        raise ValueError("workers item {0!r}: mounts and history must be lists".format(worker["name"]))
+    merged["history"] = list(merged["history"]) + histories.get(worker["name"], [])
+    return merged
+
+
+def diagnose(module):
+    """The module's result: one diagnosis (name), or one per worker (workers), the daemon asked once."""
+    params = module.params
+    histories = incident.parse_histories(read_text(params["history_file"])) if params["history_file"] else {}
+    if params["workers"] is None and not params["declarations_dir"]:
+        request = worker_params(params, {"name": params["name"], "unit": params["unit"], "image": params["image"],
+                                         "mounts": params["mounts"], "ray_head_address": params["ray_head_address"],
+                                         "history": params["history"]}, histories)
+        return dict(ContainerDiagnosis(module, request).run(), **host_facts(module))
+    extra = {}
+    workers = params["workers"]
+    if params["declarations_dir"]:
+        declared, errors = worker_unit.read_declarations(params["declarations_dir"])
+        extra = {"declared": declared, "declaration_errors": errors}
+        try:
+            workers = [diag.diagnosis_request(worker, params["ray_head_address"]) for worker in declared]
+        except ValueError as exc:
+            module.fail_json(msg="declaration in {0}: {1}".format(params["declarations_dir"], exc), **extra)
+    try:
+        requests = [worker_params(params, worker, histories) for worker in workers]
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    daemon = ContainerDiagnosis(module).check_daemon() if requests else None
+    results = []
+    for request in requests:
+        result = ContainerDiagnosis(module, request, daemon).run()
+        results.append(dict(result, name=request["name"]))
+    return dict(extra, workers=results, **host_facts(module))
+
+
+def host_facts(module):
+    """node and gpu, as node_facts and gpu_facts return them, when asked for."""
+    facts = {}
+    if module.params["node_facts"]:
+        facts["node"] = node.node_facts(read_text, statvfs, list(node.NODE_FACT_PATHS),
+                                       module.params["disk_full_threshold_pct"])
+    if module.params["gpu_facts"]:
+        facts["gpu"] = nvidia_smi.GpuFacts(module, nvidia_smi.GPU_FACTS_DEFAULTS).run()
+    return facts
+
+
 def main():
     argument_spec = dict(
-        name=dict(type="str", required=True),
+        name=dict(type="str"),
+        workers=dict(type="list", elements="dict"),
+        declarations_dir=dict(type="path"),
+        history_file=dict(type="path"),
+        node_facts=dict(type="bool", default=False),
+        gpu_facts=dict(type="bool", default=False),
         unit=dict(type="str"),
         image=dict(type="str"),
         log_lines=dict(type="int", default=50),
@@ -393,9 +521,10 @@ def main():
         include_sensitive=dict(type="bool", default=False),
         **docker_cli.DOCKER_CLI_ARGUMENT_SPEC,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    result = ContainerDiagnosis(module).run()
-    module.exit_json(changed=False, **result)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[("name", "workers", "declarations_dir")],
+                           mutually_exclusive=[("name", "workers", "declarations_dir")])
+    module.exit_json(changed=False, **diagnose(module))
 
 
 if __name__ == "__main__":

@@ -146,94 +146,18 @@ ansible_facts:
 
 # Module anatomy (community.docker): imports follow DOCUMENTATION, EXAMPLES and RETURN.
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
-    ABSENT,
-    QUERY_COMPUTE_APPS_FIELDS,
-    QUERY_GPU_FIELDS,
-    UNHEALTHY,
-    assess_gpu,
-    attach_processes,
-    gpu_from_query_row,
-    overall_health,
-    parse_compute_apps_csv,
-    parse_csv,
-    parse_xml,
-)
-
-
-class GpuFacts:
-    """Runs nvidia-smi once (twice for CSV) and shapes its output."""
-
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-
-    def run(self):
-        path = self.params["nvidia_smi_path"] or self.module.get_bin_path("nvidia-smi")
-        facts = {
-            "gpu_count": 0, "gpus": [], "health": ABSENT, "reasons": [], "driver_version": None,
-            "cuda_version": None, "nvidia_smi": {"path": path, "present": bool(path), "rc": None, "error": None},
-        }
-        if not path:
-            return facts
-        try:
-            if self.params["source"] == "xml":
-                parsed = self._from_xml(path)
-            else:
-                parsed = self._from_csv(path)
-        except NvidiaSmiError as exc:
-            facts["nvidia_smi"].update(rc=exc.rc, error=exc.message)
-            facts["health"] = UNHEALTHY
-            facts["reasons"] = ["nvidia-smi failed: {0}".format(exc.message)]
-            return facts
-        facts["nvidia_smi"]["rc"] = 0
-        for gpu in parsed["gpus"]:
-            gpu["health"], gpu["reasons"] = assess_gpu(
-                gpu, self.params["temperature_threshold_c"], self.params["memory_temperature_threshold_c"])
-        facts.update(
-            gpus=parsed["gpus"], gpu_count=len(parsed["gpus"]), health=overall_health(parsed["gpus"]),
-            driver_version=parsed["driver_version"], cuda_version=parsed["cuda_version"])
-        return facts
-
-    def _run(self, argv):
-        rc, out, err = self.module.run_command(argv)
-        if rc != 0:
-            raise NvidiaSmiError(rc, (err or out).strip() or "exit status {0}".format(rc))
-        return out
-
-    def _from_xml(self, path):
-        out = self._run([path, "-q", "-x"])
-        try:
-            return parse_xml(out)
-        except Exception as exc:  # ElementTree.ParseError and friends
-            raise NvidiaSmiError(0, "unreadable XML: {0}".format(exc)) from exc
-
-    def _from_csv(self, path):
-        out = self._run([path, "--query-gpu=" + ",".join(QUERY_GPU_FIELDS), "--format=csv"])
-        rows = parse_csv(out)
-        gpus = [gpu_from_query_row(row) for row in rows]
-        apps = self._run([path, "--query-compute-apps=" + ",".join(QUERY_COMPUTE_APPS_FIELDS), "--format=csv"])
-        attach_processes(gpus, parse_compute_apps_csv(apps))
-        driver = rows[0].get("driver_version") if rows else None
-        return {"gpus": gpus, "driver_version": driver, "cuda_version": None}
-
-
-class NvidiaSmiError(Exception):
-    def __init__(self, rc, message):
-        super(NvidiaSmiError, self).__init__(message)
-        self.rc = rc
-        self.message = message
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import GPU_FACTS_DEFAULTS, GpuFacts  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 
 def main():
     argument_spec = dict(
-        source=dict(type="str", choices=["xml", "csv"], default="xml"),
+        source=dict(type="str", choices=["xml", "csv"], default=GPU_FACTS_DEFAULTS["source"]),
         nvidia_smi_path=dict(type="path"),
-        temperature_threshold_c=dict(type="int", default=85),
-        memory_temperature_threshold_c=dict(type="int", default=95),
+        temperature_threshold_c=dict(type="int", default=GPU_FACTS_DEFAULTS["temperature_threshold_c"]),
+        memory_temperature_threshold_c=dict(type="int", default=GPU_FACTS_DEFAULTS["memory_temperature_threshold_c"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    facts = GpuFacts(module).run()
+    facts = GpuFacts(module, module.params).run()
     module.exit_json(changed=False, ansible_facts={"fleet_gpu": facts}, **facts)
 
 

@@ -106,13 +106,7 @@ ansible_facts:
 import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
-    disk_usage,
-    memory_summary,
-    parse_meminfo,
-    parse_uptime,
-    parse_vmstat_oom_kills,
-)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import NODE_FACT_PATHS, node_facts  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 
 # Host access, kept in small functions so that tests can replace them.
@@ -129,29 +123,19 @@ def read_text(path):
 
 
 class NodeFacts:
-    """Reads /proc and statvfs; the shaping is in module_utils._node."""
+    """Reads /proc and statvfs; the shaping is in module_utils._node (node_facts, shared with container_diagnosis)."""
 
     def __init__(self, module):
         self.module = module
         self.params = module.params
 
     def run(self):
-        facts = memory_summary(parse_meminfo(read_text("/proc/meminfo")))
-        facts["disks"] = [self._disk(path) for path in self.params["paths"]]
-        facts["oom_kill_count"] = parse_vmstat_oom_kills(read_text("/proc/vmstat"))
-        facts["uptime_s"] = parse_uptime(read_text("/proc/uptime"))
-        return facts
-
-    def _disk(self, path):
-        try:
-            return disk_usage(path, statvfs(path), self.params["disk_full_threshold_pct"])
-        except OSError as exc:
-            return {"path": path, "error": exc.strerror or str(exc)}
+        return node_facts(read_text, statvfs, self.params["paths"], self.params["disk_full_threshold_pct"])
 
 
 def main():
     argument_spec = dict(
-        paths=dict(type="list", elements="path", default=["/", "/var/lib/docker"]),
+        paths=dict(type="list", elements="path", default=list(NODE_FACT_PATHS)),
         disk_full_threshold_pct=dict(type="int", default=95),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

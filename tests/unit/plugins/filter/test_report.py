@@ -1,6 +1,5 @@
 """Unit tests for the report filters (plugins/filter/report.py)."""
 
-import base64
 import json
 
 import pytest
@@ -19,19 +18,51 @@ def diagnosis(cause="sigkill", remediation="recreate_worker", name="ray-worker")
             "invocation": {"module_args": {}}, "ansible_loop_var": "item"}
 
 
-def slurp(content):
-    return {"content": base64.b64encode(content.encode()).decode(), "encoding": "base64"}
+def test_diagnosis_requests_name_each_workers_unit_mounts_and_head():
+    workers = [{"name": "ray-head", "image": "i", "ray_head_address": "10.0.0.1:6379",
+                "metadata": {"ray_role": "head"}},
+               {"name": "ray-worker", "image": "i", "gcsfuse_mounts": [{"mountpoint": "/mnt/b"}],
+                "ray_head_address": "10.0.0.1:6379"},
+               {"name": "plain", "image": "j"}]
+    assert report.recovery_diagnosis_requests(workers, "10.0.0.9") == [
+        {"name": "ray-head", "unit": "fleetwarden-worker-ray-head.service", "image": "i", "mounts": []},
+        {"name": "ray-worker", "unit": "fleetwarden-worker-ray-worker.service", "image": "i", "mounts": ["/mnt/b"],
+         "ray_head_address": "10.0.0.1:6379"},
+        {"name": "plain", "unit": "fleetwarden-worker-plain.service", "image": "j", "mounts": [],
+         "ray_head_address": "10.0.0.9"}]
+    assert report.recovery_diagnosis_requests(workers[2:], "")[0].get("ray_head_address") is None
+    with pytest.raises(AnsibleFilterError, match="needs a name"):
+        report.recovery_diagnosis_requests([{"image": "i"}])
 
 
-def test_histories_from_the_hosts_history_file():
-    records = {"ray-worker": [{"cause": "oom_killed", "at": 5.0, "container_id": "x"}, "junk"], "other": "junk"}
-    assert report.recovery_histories(slurp(json.dumps(records))) == {
-        "ray-worker": [{"cause": "oom_killed", "at": 5.0, "container_id": "x"}]}
+def test_present_workers_leave_out_the_absent_ones():
+    workers = [{"name": "a"}, {"name": "b", "state": "absent"}, {"name": "c", "state": "present"}]
+    assert [w["name"] for w in report.recovery_present_workers(workers)] == ["a", "c"]
+    assert report.recovery_present_workers(None) == []
 
 
-@pytest.mark.parametrize("result", [{"failed": True, "msg": "file not found"}, slurp("not json"), slurp("[]"), None])
-def test_a_missing_or_broken_history_is_empty(result):
-    assert report.recovery_histories(result) == {}
+def test_diagnosis_results_pair_each_worker_with_its_result_in_order():
+    workers = [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}, {"name": "c", "image": "i"}]
+    diagnosed = {"workers": [{"name": "b", "cause": "sigkill"}, {"name": "a", "cause": "running"}]}
+    results = report.recovery_diagnosis_results(diagnosed, workers)
+    assert [(r["item"]["name"], r.get("cause")) for r in results] == [("a", "running"), ("b", "sigkill"), ("c", None)]
+    assert results[2]["failed"] is True and "returned nothing for c" in results[2]["msg"]
+    # A missing diagnosis is reported as such, never as healthy.
+    assert report.recovery_worker_entry(results[2], workers[2])["remediation"] == "report_only"
+
+
+def test_settle_results_split_the_one_command_per_worker():
+    workers = [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+    command = {"rc": 123, "stderr": "python3: boom",
+               "stdout": '{"healthy": true, "worker": "b", "settled_s": 15.1}\nnoise\n'
+                         '{"healthy": false, "worker": "a", "reason": "crash"}\n'}
+    results = report.recovery_settle_results(command, workers)
+    assert [(r["item"]["name"], r["rc"]) for r in results] == [("a", 1), ("b", 0), ("c", 123)]
+    details = report.recovery_settle_details(results)
+    assert details["b"]["healthy"] is True and details["a"]["healthy"] is False
+    assert details["c"] == {"healthy": False, "reason": "the settle check gave no verdict: python3: boom"}
+    assert report.recovery_verdicts(results) == {"a": False, "b": True, "c": False}
+    assert report.recovery_settle_results({"skipped": True}, []) == []
 
 
 def test_mount_points_from_dicts_or_paths():
@@ -114,7 +145,8 @@ def test_verdicts_need_the_probe_and_for_ray_the_head():
 
 def test_every_filter_is_registered():
     assert set(report.FilterModule().filters()) == {
-        "worker_mount_points", "recovery_histories", "recovery_worker_entry", "recovery_verdicts",
+        "worker_mount_points", "recovery_present_workers", "recovery_diagnosis_requests", "recovery_diagnosis_results",
+        "recovery_settle_results", "recovery_worker_entry", "recovery_verdicts",
         "recovery_host_report", "recovery_fleet_report", "recovery_summary", "recovery_settle_details"}
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _incident
 
 TOKEN = "hf_abcdefghijklmnopqrstuvwx"  # noqa: S105 - a fake token, to prove it is redacted
@@ -44,3 +45,14 @@ def test_retention_removes_the_oldest_beyond_keep_whatever_the_listing_order():
     assert _incident.incidents_to_remove(names, 2) == ["20250101T000000Z", "20250201T000000Z"]
     assert _incident.incidents_to_remove(names, 4) == []
     assert _incident.incidents_to_remove(names[:1], 1) == []
+
+
+def test_histories_from_the_hosts_history_file():
+    records = {"ray-worker": [{"cause": "oom_killed", "at": 5.0, "container_id": "x"}, "junk"], "other": "junk"}
+    assert _incident.parse_histories(json.dumps(records)) == {
+        "ray-worker": [{"cause": "oom_killed", "at": 5.0, "container_id": "x"}]}
+
+
+@pytest.mark.parametrize("text", ["", "  ", "not json", "[]", "null"])
+def test_a_missing_or_broken_history_is_empty(text):
+    assert _incident.parse_histories(text) == {}
