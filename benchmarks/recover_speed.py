@@ -33,11 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The collection from this checkout (as tests/conftest.py puts it), for the names site_lab reads from module_utils.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
 
-from tests.integration import ray_lab
-from tests.integration.site_lab import (
+from fleetwarden.lab import ray_lab
+from fleetwarden.lab.site_lab import (
     DRILL,
     DRILL_FAULT,
     EXHAUSTED,

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """`site.yml` run again with nothing to change, against a floor playbook with the same hosts and task count.
 
-Usage: .venv/bin/python benchmarks/site_converge.py [--trials 5] [-i inventory/lab] [--main-ref main]
-Needs a lab that site.yml has deployed. The floor is built from main's site.yml, as issue 16 defines it:
-main's site.yml (`git archive <ref>` into a temporary directory) runs once on the lab with the json callback
-(that run is also the warm-up); each task that ran on some host becomes a ping on exactly those hosts, each task
-skipped on every host a skipped task, play by play with the same host patterns, no fact gathering. Then the
-floor and this checkout's site.yml run alternately, `--trials` times each, with this checkout's ansible.cfg.
-Prints the counts, a markdown table (median and max wall seconds, and the controller's CPU seconds, which load
-inflates less) and the load before and after.
+Usage: .venv/bin/python benchmarks/site_converge.py [--trials 5] [-i inventory/lab] [--main-ref 719971a]
+Needs a lab that site.yml has deployed. The floor is issue 16's: built from the site.yml it measured (commit
+719971a, the tree before its levers: 60 pings + 28 skipped tasks there). That site.yml (`git archive <ref>` into
+a temporary directory) runs once on the lab with the json callback (that run is also the warm-up); each task
+that ran on some host becomes a ping on exactly those hosts, each task skipped on every host a skipped task,
+play by play with the same host patterns, no fact gathering. Then the floor and this checkout's site.yml run
+alternately, `--trials` times each, with this checkout's ansible.cfg. Prints the counts, a markdown table
+(median and max wall seconds, and the controller's CPU seconds, which load inflates less) and the load before
+and after.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def floor_plays(report: dict, source_plays: list[dict]) -> tuple[list[dict], int
     return plays, pings, skipped
 
 
+FLOOR_REF = "719971a"  # the tree issue 16 measured its floor on, before any of its levers
+
+
 def main_tree(ref: str, into: Path) -> Path:
     """`ref`'s tree (git archive), with this checkout's lab state (.lab: key, known hosts, receiver token)."""
     archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=REPO, capture_output=True, check=True)
@@ -92,7 +96,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("-i", "--inventory", default="inventory/lab")
-    parser.add_argument("--main-ref", default="main", help="the git ref whose site.yml defines the floor")
+    parser.add_argument("--main-ref", default=FLOOR_REF, help="the git ref whose site.yml defines the floor")
     args = parser.parse_args()
     inventory = (REPO / args.inventory).resolve()
     with tempfile.TemporaryDirectory(prefix="site-converge-") as temp:
