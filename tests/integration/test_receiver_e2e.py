@@ -25,8 +25,10 @@ host's cooldown and forgets recover.yml's death history of the host (as the dril
 cause within the hour is a repeat that recover.yml leaves to a person, by design.
 
 Not in `make test` yet (scripts/test.sh deselects the marker `receiver_e2e`): the file has not passed a clean full
-run, and its precondition (no remediating alert on any host) does not hold after the drill has spent a worker's
-restart budget within the hour. Run it on a fresh `make lab` with `pytest -m receiver_e2e tests/integration`.
+run in CI's file order (docs/benchmarks.md, "Alert to recovery, end to end", says what was seen). Its precondition
+(no remediating alert on any host) now holds after the drill: WorkerRestartsExhausted no longer fires for a worker
+that runs again whatever restarts its hour saw. Run it on a `make lab` with `pytest -m receiver_e2e
+tests/integration`.
 """
 
 from __future__ import annotations

@@ -46,8 +46,17 @@ CASES = [
                                        s("fleetwarden_worker_restart_budget_remaining", WORKER, "2x5")],
      "10s", [WORKER]),
     ("WorkerRestartsExhausted", "5s", [s("fleetwarden_worker_start_limit_hit", WORKER, "0x5"),
-                                       s("fleetwarden_worker_restart_budget_remaining", WORKER, "0x5")],
+                                       s("fleetwarden_worker_restart_budget_remaining", WORKER, "0x5"),
+                                       s("fleetwarden_worker_unit_active", WORKER, "0x5")],
      "10s", [WORKER]),
+    # the hour's budget spent, but the unit runs again (the limit reset and the worker started): nothing to remedy
+    ("WorkerRestartsExhausted", "5s", [s("fleetwarden_worker_start_limit_hit", WORKER, "0x5"),
+                                       s("fleetwarden_worker_restart_budget_remaining", WORKER, "0x5"),
+                                       s("fleetwarden_worker_unit_active", WORKER, "1x5")], "10s", []),
+    # ...and it stops firing once the unit is active again (after keep_firing_for: 5m)
+    ("WorkerRestartsExhausted", "5s", [s("fleetwarden_worker_start_limit_hit", WORKER, "1x3 0x100"),
+                                       s("fleetwarden_worker_restart_budget_remaining", WORKER, "0x103"),
+                                       s("fleetwarden_worker_unit_active", WORKER, "0x3 1x100")], "6m", []),
     ("WorkerRestartsExhausted", "5s", [s("fleetwarden_worker_start_limit_hit", WORKER, "0x5"),
                                        s("fleetwarden_worker_restart_budget_remaining", WORKER, "2x5")], "10s", []),
     ("WorkerRestartLoop", "1m", [s("fleetwarden_worker_restarts_total", WORKER, "0 1 2 3 4 5")], "5m", [WORKER]),
