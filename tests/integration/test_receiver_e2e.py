@@ -58,7 +58,7 @@ def chain():
         assert run.returncode == 0, run.stdout[-4000:]
     try:
         lab = Lab(ray_lab.REPO, ray_lab.INVENTORY)
-    except E2EError as error:
+    except (E2EError, ray_lab.LabNotReady) as error:
         cannot_run(f"the lab has no receiver to test: {error}")
     names = [h.name for h in lab.workers]
     lab.quiet()

@@ -37,11 +37,11 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import yaml
 
+from fleetwarden.lab import ray_lab
 from fleetwarden.lab.inventory import MONITORING_PORTS
 
 FAULTS = ("unit_stopped", "restarts_exhausted", "mount_killed")
@@ -76,32 +76,12 @@ class E2EError(AssertionError):
     """A step of the chain did not happen; the message says which and what was seen."""
 
 
-@dataclass(frozen=True)
-class Host:
-    name: str
-    container: str
-    address: str
-    groups: tuple[str, ...]
+Host = ray_lab.LabHost
 
 
 def role_default(project: Path, role: str, name: str):
     """A role's default (roles/ROLE/defaults/main.yml): the one home of names such as the Ray worker's."""
     return yaml.safe_load((project / "roles" / role / "defaults" / "main.yml").read_text())[name]
-
-
-def lab_hosts(inventory: Path) -> dict[str, Host]:
-    """The lab's hosts as its generated inventory (inventory/lab/hosts.yml) names them; {} without a lab."""
-    if not inventory.exists():
-        return {}
-    hosts: dict[str, dict] = {}
-    groups: dict[str, list[str]] = {}
-    for group, body in yaml.safe_load(inventory.read_text())["all"]["children"].items():
-        for name, hostvars in (body.get("hosts") or {}).items():
-            if hostvars:
-                hosts[name] = hostvars
-            groups.setdefault(name, []).append(group)
-    return {n: Host(n, v["fleetwarden_lab_container"], v["fleetwarden_lab_address"], tuple(groups[n]))
-            for n, v in hosts.items()}
 
 
 def sh(host: Host, script: str, timeout: float = 60, check: bool = True) -> str:
@@ -115,14 +95,6 @@ def sh(host: Host, script: str, timeout: float = 60, check: bool = True) -> str:
 def unit_props(host: Host, unit: str, *props: str) -> dict[str, str]:
     out = sh(host, f"systemctl show {shlex.quote(unit)} --property={','.join(props)}", check=False)
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def published_url(host: Host, port: int) -> str:
-    out = subprocess.run(["docker", "port", host.container, f"{port}/tcp"], capture_output=True, text=True,
-                         check=False).stdout.split()
-    if not out:
-        raise E2EError(f"{host.container} does not publish port {port}: recreate the lab (lab down; lab up)")
-    return "http://" + out[0]
 
 
 def _http(url: str, method: str = "GET", body: dict | None = None) -> object:
@@ -139,25 +111,6 @@ def _http(url: str, method: str = "GET", body: dict | None = None) -> object:
 
 def _get(url: str) -> object:
     return _http(url)
-
-
-def _epoch(rfc3339: str) -> float:
-    """Prometheus's RFC 3339 times (nanoseconds, Z) -> epoch seconds."""
-    base, _, fraction = rfc3339.rstrip("Z").partition(".")
-    return datetime.fromisoformat(base + "+00:00").timestamp() + float("0." + (fraction or "0"))
-
-
-def wait_until(condition, timeout: float, interval: float = 1.0, what: str = "condition"):
-    """Polls condition() until it returns something truthy; returns it. At the deadline, an E2EError (an
-    AssertionError) naming `what` and the last value seen. The lab tests' poller too (fleetwarden.lab.ray_lab)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise E2EError(f"{what}: not so after {timeout:.0f} s (last seen: {last!r})")
 
 
 def ansible_playbook(project: Path, inventory: Path, playbook: str, *args: str, extra_vars: dict | None = None,
@@ -214,8 +167,8 @@ class Receiver:
         if not runs:
             return
         last = runs[-1]
-        wait_until(lambda: self.log(host=host, since=last["ts"] - 1)[0].get("run_status") not in
-                   (None, "queued", "running"), timeout, interval=2, what=f"the receiver's run on {host} over")
+        ray_lab.wait_until(lambda: self.log(host=host, since=last["ts"] - 1)[0].get("run_status") not in
+                           (None, "queued", "running"), timeout, interval=2, what=f"the receiver's run on {host} over")
         ended = last["ts"] + (last.get("duration") or 0)
         time.sleep(max(0.0, ended + cooldown + 2 - time.time()))
 
@@ -226,15 +179,15 @@ class Lab:
     def __init__(self, project: Path, inventory: Path | None = None):
         self.project = project
         self.inventory = inventory or project / "inventory" / "lab" / "hosts.yml"
-        self.hosts = lab_hosts(self.inventory)
+        self.hosts = ray_lab.read_inventory(self.inventory)
         if not self.hosts:
             raise E2EError(f"no lab runs (no {self.inventory}): make lab")
         self.head = next(h for h in self.hosts.values() if "head" in h.groups)
         self.workers = sorted((h for h in self.hosts.values() if "workers" in h.groups), key=lambda h: h.name)
         self.controller = next(h for h in self.hosts.values() if "controller" in h.groups)
         monitoring = next(h for h in self.hosts.values() if "monitoring" in h.groups)
-        self.prometheus = published_url(monitoring, MONITORING_PORTS["prometheus"])
-        self.alertmanager = published_url(monitoring, MONITORING_PORTS["alertmanager"])
+        self.prometheus = ray_lab.published_url(monitoring, MONITORING_PORTS["prometheus"])
+        self.alertmanager = ray_lab.published_url(monitoring, MONITORING_PORTS["alertmanager"])
         self.worker_name = role_default(project, "ray_cluster", "ray_cluster_worker_name")
         self.head_name = role_default(project, "ray_cluster", "ray_cluster_head_name")
         self.settle_s = role_default(project, "recovery", "recovery_settle_s")
@@ -309,11 +262,11 @@ class Lab:
         for host in self.workers:
             if self.worker_state(host).get("ActiveState") in ("inactive", "failed"):
                 sh(host, f"systemctl reset-failed {self.unit}; systemctl start --no-block {self.unit}")
-        wait_until(lambda: all(self.healthy(h) for h in self.workers), timeout, interval=2,
-                   what="every Ray worker active and ALIVE in the head")
-        wait_until(lambda: not self.alertmanager_active() and not any(self.prometheus_alerts(h.name)
-                                                                      for h in self.hosts.values()),
-                   timeout, interval=2, what="no remediating alert active in Prometheus or Alertmanager")
+        ray_lab.wait_until(lambda: all(self.healthy(h) for h in self.workers), timeout, interval=2,
+                           what="every Ray worker active and ALIVE in the head")
+        ray_lab.wait_until(lambda: not self.alertmanager_active() and not any(self.prometheus_alerts(h.name)
+                                                                              for h in self.hosts.values()),
+                           timeout, interval=2, what="no remediating alert active in Prometheus or Alertmanager")
 
     def set_live(self, live: bool) -> subprocess.CompletedProcess:
         """The receiver's play of site.yml with recovery_receiver_dry_run set: live (false) or as the lab's
@@ -361,9 +314,9 @@ class Lab:
             sh(host, f"mv {away} {away}.outage && kill -KILL {pid}")
             try:
                 # The worker is stopped for the failed dependency once the mount's restart has failed.
-                wait_until(lambda: self.worker_state(host).get("ActiveState") in ("inactive", "failed")
-                           and unit_props(host, mount, "ActiveState")["ActiveState"] != "active",
-                           60, interval=0.5, what=f"{self.unit} stopped with {mount} down")
+                ray_lab.wait_until(lambda: self.worker_state(host).get("ActiveState") in ("inactive", "failed")
+                                   and unit_props(host, mount, "ActiveState")["ActiveState"] != "active",
+                                   60, interval=0.5, what=f"{self.unit} stopped with {mount} down")
             finally:
                 sh(host, f"mv {away}.outage {away}")  # the outage ends
             return {"t0": t0, "mount": mount, "outage_s": time.time() - t0}
@@ -409,7 +362,7 @@ class Lab:
                 # When it began to fire: pending since activeAt, firing once the rule's `for:` passed (the poll
                 # that sees it may come seconds later, after the notification).
                 hold = self.rule_holds()
-                timeline.firing = min(max(_epoch(a["activeAt"]) + hold.get(a["labels"]["alertname"], 0),
+                timeline.firing = min(max(ray_lab.rfc3339_epoch(a["activeAt"]) + hold.get(a["labels"]["alertname"], 0),
                                           timeline.t0) for a in firing)
                 timeline.alertnames = sorted({a["labels"]["alertname"] for a in firing})
             if timeline.firing is not None and not alerts and timeline.prometheus_resolved is None:

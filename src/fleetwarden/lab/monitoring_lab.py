@@ -4,7 +4,6 @@ loopback by `fleetwarden lab up`), a test worker deployed through fleetwarden.fl
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -26,11 +25,7 @@ def monitoring_host(hosts: dict[str, ray_lab.LabHost]) -> ray_lab.LabHost:
     return found[0]
 
 
-def published_url(host: ray_lab.LabHost, port: int) -> str:
-    out = subprocess.run(["docker", "port", host.container, f"{port}/tcp"], capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out, f"{host.container} does not publish {port}: recreate the lab (fleetwarden lab down; lab up)"
-    return "http://" + out[0]  # the lab publishes on 127.0.0.1 only
+published_url = ray_lab.published_url  # one home: fleetwarden.lab.ray_lab
 
 
 def api(base: str, path: str, **params) -> dict:

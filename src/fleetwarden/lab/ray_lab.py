@@ -11,13 +11,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import yaml
-
-from fleetwarden.lab import alert_e2e
 
 REPO = Path(__file__).resolve().parents[3]
 INVENTORY = REPO / "inventory" / "lab" / "hosts.yml"
@@ -44,7 +43,8 @@ class LabHost:
 
 
 def read_inventory(inventory: Path = INVENTORY) -> dict[str, LabHost]:
-    """The running lab's hosts as its generated inventory describes them; {} when there is no lab."""
+    """The running lab's hosts as its generated inventory (inventory/lab/hosts.yml) describes them; {} when there
+    is no lab."""
     if not inventory.exists():
         return {}
     children = yaml.safe_load(inventory.read_text())["all"]["children"]
@@ -69,8 +69,8 @@ def host_run(host: LabHost, *argv: str, timeout: float = 60, check: bool = False
     return result
 
 
-def _timestamp(text: str) -> float:
-    """Docker's RFC 3339 nanosecond timestamps -> epoch seconds."""
+def rfc3339_epoch(text: str) -> float:
+    """Docker's and Prometheus's RFC 3339 nanosecond timestamps (Z) -> epoch seconds; 0.0 for docker's zero time."""
     if not text or text.startswith("0001-"):
         return 0.0
     base, _, fraction = text.rstrip("Z").partition(".")
@@ -85,7 +85,7 @@ def container(host: LabHost, name: str) -> dict | None:
     info = json.loads(result.stdout)
     state = info["State"]
     return {"id": info["Id"], "running": state["Running"], "pid": state["Pid"], "exit_code": state["ExitCode"],
-            "started": _timestamp(state["StartedAt"]), "finished": _timestamp(state["FinishedAt"]),
+            "started": rfc3339_epoch(state["StartedAt"]), "finished": rfc3339_epoch(state["FinishedAt"]),
             "args": [info["Path"], *info["Args"]], "env": info["Config"]["Env"]}
 
 
@@ -113,10 +113,30 @@ def alive(head: LabHost) -> dict[str, dict]:
     return found
 
 
+class LabTimeout(AssertionError):
+    """A condition on the lab did not come true in time; the message names it and the last value seen."""
+
+
 def wait_until(condition, timeout: float, interval: float = 0.2, what: str = "condition"):
-    """Polls condition() until it returns something truthy; returns it. Fails naming `what` at the deadline (an
-    AssertionError). The lab's one poller, polling every 0.2 s here."""
-    return alert_e2e.wait_until(condition, timeout, interval=interval, what=what)
+    """Polls condition() until it returns something truthy; returns it. At the deadline, a LabTimeout (an
+    AssertionError) naming `what` and the last value seen. The lab's one poller (tests, benchmarks, alert_e2e)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise LabTimeout(f"{what}: not so after {timeout:.0f} s (last seen: {last!r})")
+
+
+def published_url(host: LabHost, port: int) -> str:
+    """The loopback URL at which `fleetwarden lab up` publishes a lab host's port."""
+    out = subprocess.run(["docker", "port", host.container, f"{port}/tcp"], capture_output=True, text=True,
+                         check=False).stdout.split()
+    if not out:
+        raise LabNotReady(f"{host.container} does not publish port {port}: recreate the lab (lab down; lab up)")
+    return "http://" + out[0]  # the lab publishes on 127.0.0.1 only
 
 
 def ansible_playbook(playbook: Path, *args: str, extra_vars: dict | None = None,

@@ -9,7 +9,6 @@ import secrets
 import sqlite3
 import sys
 import threading
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from fleetwarden.lab import ray_lab
 from fleetwarden.receiver import jobs
 from fleetwarden.receiver.config import Limits, Settings
 from fleetwarden.receiver.server import WEBHOOK_PATH, Receiver
@@ -152,13 +152,9 @@ def db_rows(settings: Settings, query: str, params=()) -> list[dict]:
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    """The lab's one poller (fleetwarden.lab.ray_lab.wait_until): predicate()'s first truthy value, or an
+    AssertionError at the deadline."""
+    return ray_lab.wait_until(predicate, timeout, interval=interval, what="the receiver condition")
 
 
 @pytest.fixture
