@@ -56,7 +56,7 @@ DEFAULTS = {
     "setup_commands": [], "setup_continue_on_error": False, "wait_for": [], "docker_args": [],
     "ray_head_address": None, "metadata": {}, "alert": {},
     "probe": {"enabled": True, "interval": 3, "timeout": 2, "failure_threshold": 3, "start_period": 30},
-    "restart": {"policy": "always", "max_per_hour": 10, "delay": 1, "max_delay": 60, "steps": 5,
+    "restart": {"policy": "always", "max_per_hour": 10, "delay": 0.1, "max_delay": 60, "steps": 5,
                 "stop_timeout": 30, "start_timeout": 900},
 }
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
@@ -421,10 +421,14 @@ def worker_unit_text(decl, systemd_version, paths=None, devices=()):
     lines += ["OnFailure=fleetwarden-alert@%n.service", "StartLimitIntervalSec=3600",
               "StartLimitBurst=%d" % (restart["max_per_hour"] + 1), "", "[Service]", "Type=notify", "NotifyAccess=main",
               _tool_environment(paths)]
-    lines.append("ExecStartPre=-" + systemd_exec_line([paths["docker"], "rm", "--force", name]))
-    for item in decl["wait_for"]:
+    # The leftover container of the last run goes first; where the worker waits for others, the first wait
+    # removes it meanwhile (--remove), so a restart spends the longer of the two, not their sum.
+    if not decl["wait_for"]:
+        lines.append("ExecStartPre=-" + systemd_exec_line([paths["docker"], "rm", "--force", name]))
+    for index, item in enumerate(decl["wait_for"]):
         lines.append("ExecStartPre=" + _tool(paths, "wait-for", "--check", item["check"], "--timeout",
-                                             "%g" % item["timeout"], "%s:%d" % (item["host"], item["port"])))
+                                             "%g" % item["timeout"], *(["--remove", name] if index == 0 else []),
+                                             "%s:%d" % (item["host"], item["port"])))
     lines.append("ExecStartPre=" + systemd_exec_line(docker_create_argv(decl, paths, devices)))
     lines.append("ExecStart=" + _tool(paths, "supervise", "--stop-timeout", str(restart["stop_timeout"]), name))
     waits_forever = any(item["timeout"] == 0 for item in decl["wait_for"])

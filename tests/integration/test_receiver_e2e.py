@@ -105,6 +105,9 @@ def test_a_fault_is_healed_by_the_receiver_through_the_alert(chain, fault):
     entry = next(w for w in report["workers"] if w["worker"] == lab.worker_name)
     assert entry["cause"] != "running" and entry["action"] != "none", entry
     assert entry["healthy"] is True and entry["verification"]["settled_s"] >= lab.settle_s, entry
+    if fault == "restarts_exhausted":  # SIGKILL on the Ray worker: the cause named from the real dead container
+        assert entry["cause"] == "sigkill", entry["findings"]
+        assert (entry["evidence"].get("last_death") or {}).get("cause") == "sigkill", entry["evidence"]
 
     # On the host and in the head, as this test sees them: a new container and a new node ALIVE, unchanged from
     # when they came back until the alert resolved (longer than the settle window).

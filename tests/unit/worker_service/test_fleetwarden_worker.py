@@ -174,6 +174,41 @@ def test_probe_concludes_nothing_while_dockerd_is_away_or_the_container_is_down(
     assert probe.probe_checks({"heartbeat": {"path": "/x", "max_age": 1}}, ("id", False, 1, 0, ""), "w")[0] is None
 
 
+def test_a_round_on_the_host_network_asks_the_raylet_while_docker_inspect_runs(tmp_path, monkeypatch):
+    # docker inspect answers only once the raylet was asked: a round that asked them one after the other would
+    # wait here until the fake's deadline and conclude nothing (dockerd away).
+    release, asked = tmp_path / "release", []
+    fake = tmp_path / "docker"
+    fake.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        for i in $(seq 100); do [ -e {release} ] && break; sleep 0.05; done
+        [ -e {release} ] || exit 1
+        echo "abc123 true 0 42 "
+    """))
+    fake.chmod(0o755)
+    monkeypatch.setattr(common, "DOCKER", str(fake))
+
+    def grpc_health(host, port, timeout):
+        asked.append((host, port, timeout))
+        release.touch()
+        return False, "no answer within 1s"
+    monkeypatch.setattr(probe.health, "grpc_health", grpc_health)
+    config = {"raylet": {"port": 8076}, "timeout": 1, "host_network": True}
+    assert probe.probe_round(config, "w") == (False, "raylet at 127.0.0.1:8076: no answer within 1s")
+    assert asked == [("127.0.0.1", 8076, 1)]
+    # The raylet was asked once, not again by probe_checks; a container that is not running concludes nothing.
+    release.unlink()
+    fake.write_text(fake.read_text().replace("true 0 42", "false 137 0"))
+    assert probe.probe_round(config, "w")[0] is None
+
+
+def test_container_state_later_reads_what_container_state_reads(docker_script):
+    docker_script(inspect=["0|abc123 true 0 42 10.0.0.2", "1|Error: No such object: w", "1|Cannot connect"])
+    assert common.container_state_later("w")() == ("abc123", True, 0, 42, "10.0.0.2")
+    assert common.container_state_later("w")() == ()
+    assert common.container_state_later("w")() is None
+
+
 # --- readiness ------------------------------------------------------------------------------------------------------
 SERVE = {"applications": {"api": {"status": "RUNNING"}, "batch": {"status": "DEPLOYING"}}}
 
@@ -236,6 +271,18 @@ def test_wait_for_backs_off_until_the_port_answers(monkeypatch):
     clock = FakeClock()
     assert waiting.wait_for("head:6379", "tcp", 0, clock=clock, sleep=clock.sleep) == 0
     assert clock.sleeps == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_wait_for_removes_the_leftover_container_while_it_waits(docker_script, monkeypatch):
+    answers = iter([(False, "connection refused"), (True, "SERVING")])
+    monkeypatch.setattr(waiting.health, "grpc_health", lambda host, port: next(answers))
+    calls = docker_script(rm=["0|w"])
+    assert waiting.wait_for("head:6379", "grpc", 0, remove="w", sleep=lambda s: None) == 0
+    assert calls.read_text() == "rm --force w\n"
+    # A container that is already gone is no error; the wait's own verdict stands.
+    docker_script(rm=["1|Error: No such container: w"])
+    monkeypatch.setattr(waiting.health, "grpc_health", lambda host, port: (True, "SERVING"))
+    assert waiting.wait_for("head:6379", "grpc", 0, remove="w") == 0
 
 
 def test_wait_for_gives_up_after_its_timeout(monkeypatch, capsys):

@@ -24,6 +24,7 @@ def parser():
     sub = commands.add_parser("wait-for")
     sub.add_argument("--check", choices=("tcp", "grpc"), default="tcp")
     sub.add_argument("--timeout", type=float, default=0, help="seconds; 0 waits forever")
+    sub.add_argument("--remove", metavar="CONTAINER", help="remove this container (docker rm --force) meanwhile")
     sub.add_argument("address", type=str)
     sub = commands.add_parser("ray-ready")
     sub.add_argument("--gcs", required=True, help="HOST:PORT of the GCS")
@@ -40,7 +41,7 @@ COMMANDS = {
     "probe": ("probe", "probe", lambda a: (a.name,)),
     "alert": ("alert", "alert", lambda a: (a.unit,)),
     "settle": ("settle", "settle", lambda a: (a.name, a.window, a.timeout, a.interval)),
-    "wait-for": ("waiting", "wait_for", lambda a: (a.address, a.check, a.timeout)),
+    "wait-for": ("waiting", "wait_for", lambda a: (a.address, a.check, a.timeout, a.remove)),
     "ray-ready": ("waiting", "ray_ready", lambda a: (a,)),
 }
 

@@ -45,11 +45,32 @@ def docker(*args, timeout=60):
         return subprocess.CompletedProcess([DOCKER, *args], 124, "", f"timed out after {timeout}s")
 
 
+STATE_FORMAT = "{{.Id}} {{.State.Running}} {{.State.ExitCode}} {{.State.Pid}} {{.NetworkSettings.IPAddress}}"
+
+
 def container_state(name):
     """(id, running, exit_code, pid, ip) of the container; None if dockerd does not answer; () if no such container."""
-    result = docker("inspect", "--format",
-                    "{{.Id}} {{.State.Running}} {{.State.ExitCode}} {{.State.Pid}} {{.NetworkSettings.IPAddress}}",
-                    name, timeout=20)
+    return parse_container_state(docker("inspect", "--format", STATE_FORMAT, name, timeout=20))
+
+
+def container_state_later(name, timeout=20):
+    """Starts asking for container_state(name) and returns a function that waits for the answer: the caller does
+    other work (a health check) while docker inspect runs."""
+    argv = [DOCKER, "inspect", "--format", STATE_FORMAT, name]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def answer():
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return None
+        return parse_container_state(subprocess.CompletedProcess(argv, process.returncode, out, err))
+    return answer
+
+
+def parse_container_state(result):
     if result.returncode != 0:
         return () if "No such" in result.stderr else None
     fields = [*result.stdout.split(), ""]

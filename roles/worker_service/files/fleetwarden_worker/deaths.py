@@ -7,6 +7,7 @@ beside this package (with the _diagnosis rules it uses), so the record and the d
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from fleetwarden_worker import common
 from fleetwarden_worker.common import INFO, WARNING, log
@@ -22,12 +23,16 @@ def record(name, stopped_by_unit, incident_root=None):
         from ansible_collections.fleetwarden.fleet.plugins.module_utils import _death_record as death_record
         from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag
 
-        inspected = common.docker("inspect", "--type", "container", name, timeout=20)
+        # Both at once: the unit replaces the container only after this record, so it is on the restart's path.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            asking_logs = pool.submit(common.docker, "logs", "--tail", str(LOG_LINES), "--timestamps", name,
+                                      timeout=20)
+            inspected = common.docker("inspect", "--type", "container", name, timeout=20)
+            logs = asking_logs.result()
         if inspected.returncode != 0:
             log(WARNING, f"cannot record the death of {name}: docker inspect: {inspected.stderr.strip()[:300]}")
             return None
         container = json.loads(inspected.stdout)[0]
-        logs = common.docker("logs", "--tail", str(LOG_LINES), "--timestamps", name, timeout=20)
         lines = diag.merge_docker_logs(logs.stdout, logs.stderr, LOG_LINES) if logs.returncode == 0 else []
         entry = death_record.build(container, lines, stopped_by_unit, time.time())
         directory = death_record.directory(incident_root or INCIDENT_ROOT, name)

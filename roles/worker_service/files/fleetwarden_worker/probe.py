@@ -13,8 +13,9 @@ from fleetwarden_worker import common, health
 from fleetwarden_worker.common import ERR, INFO, NOTICE, WARNING, log
 
 
-def probe_checks(probe, state, name):
-    """(ok, reason) for one probe round; ok is None when nothing can be concluded (dockerd away, not running)."""
+def probe_checks(probe, state, name, raylet_answer=None):
+    """(ok, reason) for one probe round; ok is None when nothing can be concluded (dockerd away, not running).
+    raylet_answer: the raylet's (ok, detail) when the round asked it already (probe_round), else asked here."""
     if state is None:
         return None, "dockerd does not answer"
     if state == () or not state[1]:
@@ -31,7 +32,7 @@ def probe_checks(probe, state, name):
     raylet = probe.get("raylet")
     if raylet:
         host = "127.0.0.1" if probe.get("host_network") or not address else address
-        ok, detail = health.grpc_health(host, raylet["port"], timeout=probe["timeout"])
+        ok, detail = raylet_answer or health.grpc_health(host, raylet["port"], timeout=probe["timeout"])
         if not ok:
             return False, f"raylet at {host}:{raylet['port']}: {detail}"
     if probe.get("command"):
@@ -42,6 +43,17 @@ def probe_checks(probe, state, name):
             last = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or [""]
             return False, f"probe command exited {result.returncode}: {last[0][:200]}"
     return True, "ok"
+
+
+def probe_round(config, name):
+    """One round. On the host network the raylet's address is known before docker inspect answers, so the gRPC
+    check runs while inspect runs: a round lasts the longer of the two, not their sum (a hung raylet costs the
+    whole timeout each round, and the threshold counts rounds)."""
+    if not (config.get("raylet") and config.get("host_network")):
+        return probe_checks(config, common.container_state(name), name)
+    state_of = common.container_state_later(name)
+    raylet_answer = health.grpc_health("127.0.0.1", config["raylet"]["port"], timeout=config["timeout"])
+    return probe_checks(config, state_of(), name, raylet_answer)
 
 
 def restart_worker(name, reason):
@@ -93,7 +105,7 @@ def probe(name, clock=time.monotonic, sleep=time.sleep, rounds=None):
     while rounds is None or rounds > 0:
         rounds = None if rounds is None else rounds - 1
         round_started = clock()
-        ok, reason = probe_checks(config, common.container_state(name), name)
+        ok, reason = probe_round(config, name)
         if counter.record(ok, reason, clock()) == "restart":
             restart_worker(name, reason)
         sleep(max(0.0, config["interval"] - (clock() - round_started)))

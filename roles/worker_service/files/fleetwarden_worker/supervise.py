@@ -13,6 +13,16 @@ from fleetwarden_worker import common, deaths
 from fleetwarden_worker.common import ERR, INFO, NOTICE, WARNING, log
 
 
+def exited(process, timeout):
+    """Waits up to timeout seconds for process to end: returns as soon as it does (a container's death is seen
+    within milliseconds, not at the next tick of a poll loop)."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def supervise(name, stop_timeout):
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -30,14 +40,13 @@ def supervise(name, stop_timeout):
     while True:
         waiter = subprocess.Popen([common.DOCKER, "wait", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
-        while waiter.poll() is None:
+        while not exited(waiter, 0.2):
             if stopping:
                 waiter.kill()
                 log(INFO, f"stopping container {name} (up to {stop_timeout}s)")
                 common.docker("stop", "--time", str(stop_timeout), name, timeout=stop_timeout + 20)
                 deaths.record(name, stopped_by_unit=True)
                 return 0
-            time.sleep(0.2)
         out, err = waiter.communicate()
         if waiter.returncode == 0 and out.strip().lstrip("-").isdigit():
             status = int(out.strip())

@@ -7,13 +7,14 @@ ray-ready  the Ray head readiness gate: GCS answers, then every declared Serve a
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
-from fleetwarden_worker import health
-from fleetwarden_worker.common import ERR, INFO, NOTICE, log
+from fleetwarden_worker import common, health
+from fleetwarden_worker.common import ERR, INFO, NOTICE, WARNING, log
 
 
 def split_address(address):
@@ -30,7 +31,22 @@ def backoff_delays(first=0.5, factor=2.0, most=5.0):
         delay = min(delay * factor, most)
 
 
-def wait_for(address, check, timeout, clock=time.monotonic, sleep=time.sleep):
+def wait_for(address, check, timeout, remove=None, clock=time.monotonic, sleep=time.sleep):
+    """Waits until address answers. remove: a container to remove meanwhile (the worker's leftover): the unit's
+    restart need not remove it first and wait after, one after the other."""
+    if remove is None:
+        return _wait_for(address, check, timeout, clock, sleep)
+    removing = subprocess.Popen([common.DOCKER, "rm", "--force", remove], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        return _wait_for(address, check, timeout, clock, sleep)
+    finally:
+        _, err = removing.communicate()
+        if removing.returncode != 0 and "No such container" not in err:
+            log(WARNING, f"docker rm --force {remove} failed: {err.strip()[:300]}")
+
+
+def _wait_for(address, check, timeout, clock, sleep):
     host, port = split_address(address)
     probe_once = health.grpc_health if check == "grpc" else health.tcp_open
     started = clock()

@@ -148,12 +148,28 @@ def test_the_units_need_the_docker_cli_as_an_absolute_path():
 
 
 def test_every_start_removes_the_leftover_then_creates_from_the_declaration_then_supervises():
-    unit = rendered(wait_for=[{"host": "head", "port": 6379, "check": "grpc"}])
+    unit = rendered()
     pre = exec_lines(unit, "ExecStartPre")
     assert pre[0] == "-" + DOCKER + " rm --force ray-worker"
-    assert unquote_like_systemd(pre[1])[2:] == ["wait-for", "--check", "grpc", "--timeout", "0", "head:6379"]
-    assert unquote_like_systemd(pre[2]) == wu.docker_create_argv(wu.normalize(worker(wait_for=[
-        {"host": "head", "port": 6379, "check": "grpc"}]), profiles=PROFILES), HOST_PATHS)
+    assert unquote_like_systemd(pre[1]) == wu.docker_create_argv(wu.normalize(worker()), HOST_PATHS)
+    assert exec_lines(unit, "ExecStart") == [
+        "/usr/bin/python3 /usr/local/libexec/fleetwarden/fleetwarden-worker supervise --stop-timeout 30 ray-worker"]
+    assert "Type=notify" in unit and "KillMode=mixed" in unit
+
+
+def test_a_worker_that_waits_removes_the_leftover_while_it_waits_then_creates():
+    waits = [{"host": "head", "port": 6379, "check": "grpc"}, {"host": "db", "port": 5432}]
+    unit = rendered(wait_for=waits)
+    pre = exec_lines(unit, "ExecStartPre")
+    # The first wait removes the leftover meanwhile; no separate rm runs before it.
+    assert not any(" rm --force " in line for line in pre)
+    assert unquote_like_systemd(pre[0])[2:] == ["wait-for", "--check", "grpc", "--timeout", "0",
+                                                "--remove", "ray-worker", "head:6379"]
+    assert unquote_like_systemd(pre[1])[2:] == ["wait-for", "--check", "tcp", "--timeout", "0", "db:5432"]
+    assert unquote_like_systemd(pre[2]) == wu.docker_create_argv(wu.normalize(worker(wait_for=waits),
+                                                                              profiles=PROFILES), HOST_PATHS)
+    # Waiting for the head forever must not time the start out.
+    assert "TimeoutStartSec=infinity" in unit
     assert exec_lines(unit, "ExecStart") == [
         "/usr/bin/python3 /usr/local/libexec/fleetwarden/fleetwarden-worker supervise --stop-timeout 30 ray-worker"]
     assert "Type=notify" in unit and "KillMode=mixed" in unit
@@ -183,9 +199,9 @@ def test_start_limit_allows_max_per_hour_restarts_then_fires_the_alert():
 
 
 @pytest.mark.parametrize(("version", "expected", "absent"), [
-    (252, ["Restart=always", "RestartSec=1s"], ["RestartSteps", "RestartMaxDelaySec"]),
-    (253, ["RestartSec=1s"], ["RestartSteps"]),
-    (254, ["RestartSec=1s", "RestartSteps=5", "RestartMaxDelaySec=60s"], []),
+    (252, ["Restart=always", "RestartSec=0.1s"], ["RestartSteps", "RestartMaxDelaySec"]),
+    (253, ["RestartSec=0.1s"], ["RestartSteps"]),
+    (254, ["RestartSec=0.1s", "RestartSteps=5", "RestartMaxDelaySec=60s"], []),
     (256, ["RestartSteps=5", "RestartMaxDelaySec=60s"], []),
 ])
 def test_backoff_options_follow_the_systemd_version(version, expected, absent):
