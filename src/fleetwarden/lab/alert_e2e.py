@@ -299,8 +299,12 @@ class Lab:
             # that polling slowed every start of the loop it was timing.
             sh(host, CRASH_LOOP.format(unit=shlex.quote(self.unit), name=shlex.quote(self.worker_name)),
                timeout=900)
-            props = unit_props(host, self.unit, "Result", "NRestarts", "StartLimitBurst")
-            return {"t0": time.time(), "crash_loop_s": time.time() - started, "result": props.get("Result"),
+            props = unit_props(host, self.unit, "ActiveState", "NRestarts", "StartLimitBurst")
+            # systemd gave up when its start limit refused a restart (systemd 252 keeps Result=exit-code then).
+            journal = sh(host, f"journalctl --unit {shlex.quote(self.unit)} --since @{int(started)} --no-pager "
+                               "--output cat", check=False)
+            return {"t0": time.time(), "crash_loop_s": time.time() - started, "state": props.get("ActiveState"),
+                    "gave_up": "Start request repeated too quickly" in journal,
                     "restarts": int(props.get("NRestarts") or 0), "burst": int(props.get("StartLimitBurst") or 0),
                     "silence": silence}
         if fault == "mount_killed":
