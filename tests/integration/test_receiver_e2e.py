@@ -24,11 +24,8 @@ state when it ends, so the tests after it find the lab as `make lab` left it. Be
 host's cooldown and forgets recover.yml's death history of the host (as the drill does): a third death of one
 cause within the hour is a repeat that recover.yml leaves to a person, by design.
 
-Not in `make test` yet (scripts/test.sh deselects the marker `receiver_e2e`): the file has not passed a clean full
-run in CI's file order (docs/benchmarks.md, "Alert to recovery, end to end", says what was seen). Its precondition
-(no remediating alert on any host) now holds after the drill: WorkerRestartsExhausted no longer fires for a worker
-that runs again whatever restarts its hour saw. Run it on a `make lab` with `pytest -m receiver_e2e
-tests/integration`.
+In `make test` (pytest's file order puts it after the status/doctor and monitoring tests and before the drill).
+Alone: `pytest -m receiver_e2e tests/integration` on a lab that `make lab` left.
 """
 
 from __future__ import annotations
