@@ -28,6 +28,7 @@ import json
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import unit_names
 
 SCHEMA_VERSION = 1
 # What recover.yml does for each remediation id (docs/recovery.md).
@@ -110,7 +111,7 @@ def recovery_worker_entry(diagnosis, worker, action=None, healthy=None, incident
     """One worker's report entry: the diagnosis's keys, the unit, and what recover.yml did."""
     if not isinstance(diagnosis, dict) or not isinstance(worker, dict):
         raise AnsibleFilterError("recovery_worker_entry: needs a diagnosis dict and a worker dict")
-    entry = {"worker": worker.get("name"), "unit": "fleetwarden-worker-%s.service" % worker.get("name")}
+    entry = {"worker": worker.get("name"), "unit": unit_names("%s" % worker.get("name"))["worker"]}
     for key in _DIAGNOSIS_KEYS:
         entry[key] = diagnosis.get(key)
     if diagnosis.get("failed"):

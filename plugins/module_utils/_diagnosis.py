@@ -567,6 +567,7 @@ def diagnosis_request(worker, ray_head_address=None):
     says why it died)."""
     if not isinstance(worker, dict) or not worker.get("name"):
         raise ValueError("every worker needs a name, got %r" % (worker,))
+    # The unit as _worker_unit.unit_names names it (not imported: see test_diagnosis, which holds the two together).
     request = {"name": worker["name"], "unit": "fleetwarden-worker-%s.service" % worker["name"],
                "image": worker.get("image"), "mounts": worker_mount_points(worker.get("gcsfuse_mounts"))}
     is_head = (worker.get("metadata") or {}).get("ray_role") == "head"

@@ -440,3 +440,12 @@ def test_container_evidence_of_running_and_missing_containers():
     assert running["exit"] is None and running["state"]["Pid"] == 48102
     missing = diag.container_evidence(None)
     assert missing["state"] is None and missing["env"] == {}
+
+
+def test_the_unit_a_diagnosis_request_names_is_the_one_worker_service_writes():
+    """_diagnosis keeps the unit's name pattern itself: importing _worker_unit would ship four more module_utils
+    to every host with the worker tool. This holds the two together."""
+    from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import unit_names
+
+    for name in ("ray-worker", "drill", "w_1"):
+        assert diag.diagnosis_request({"name": name, "image": "x"})["unit"] == unit_names(name)["worker"]
