@@ -103,7 +103,7 @@ class ActionModule(ActionBase):
             with open(path, "rb") as handle:
                 return handle.read()
         searchpath = [*task_vars.get("ansible_search_path", []), self._loader._basedir, os.path.dirname(path)]
-        searchpath = [entry for p in searchpath for entry in (os.path.join(p, "templates"), p)]
+        searchpath = [dirname for base in searchpath for dirname in (os.path.join(base, "templates"), base)]
         variables = dict(task_vars)
         if _template_vars is not None:
             variables.update(_template_vars.generate_ansible_template_vars(
