@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 module: installed_packages
 short_description: The installed Debian packages, as package_facts reports them, from dpkg's database
 description:
-  - Returns C(ansible_facts.packages) in the shape M(ansible.builtin.package_facts) gives with its apt manager:
+  - Returns C(ansible_facts.packages) in the shape M(ansible.builtin.package_facts) gives with its apt manager,
     each installed package's name, version, architecture and source C(apt).
   - Reads dpkg's status database with one C(dpkg-query) instead of loading apt's package cache through python3-apt,
     which took about 1 s per host here against about 0.1 s (docs/benchmarks.md, issue 16). The roles read it only to
@@ -48,7 +48,7 @@ EXAMPLES = r"""
 - name: Install what is missing
   ansible.builtin.apt:
     name: "{{ ['curl', 'jq'] | difference(ansible_facts.packages.keys()) }}"
-  when: ['curl', 'jq'] | difference(ansible_facts.packages.keys()) | length > 0
+  when: "['curl', 'jq'] | difference(ansible_facts.packages.keys()) | length > 0"
 """
 
 RETURN = r"""
