@@ -247,6 +247,34 @@ def test_dockerd_stopped_is_diagnosed_and_healed(lab):
     assert changes(before, lab.fleet_snapshot(), allowed) == []
 
 
+def test_dockerd_that_will_not_start_keeps_the_evidence_and_fails_naming_it(lab):
+    """remediate.yml's rescue: dockerd masked, so `systemctl start` refuses; both workers' evidence is kept without
+    inspect and logs (dockerd cannot give them), the run fails naming the host and systemd's reason, and once
+    dockerd can start again the next recover.yml heals the host."""
+    host = lab.worker
+    lab.wait_calm()
+    listed = f"for w in {RAY_WORKER} {DRILL}; do ls -1 {INCIDENTS}/$w 2>/dev/null | sed \"s|^|$w/|\"; done"
+    before = set(lab.sh(host, listed).split())
+    lab.sh(host, "systemctl stop docker.socket docker.service && systemctl mask --runtime docker.service")
+    try:
+        run, _, _ = lab.recover(host)
+    finally:
+        lab.sh(host, "systemctl unmask --runtime docker.service")
+    assert run.returncode != 0, run.stdout[-4000:]
+    assert f"dockerd on {host.name} did not start" in run.stdout and "masked" in run.stdout, run.stdout[-4000:]
+    kept = sorted(set(lab.sh(host, listed).split()) - before)
+    assert sorted(path.split("/")[0] for path in kept) == sorted([DRILL, RAY_WORKER]), kept
+    for path in kept:
+        files = lab.sh(host, f"ls -1 {INCIDENTS}/{path}").split()
+        assert "diagnosis.json" in files and "inspect.json" not in files, (path, files)
+        diagnosis = json.loads(lab.sh(host, f"cat {INCIDENTS}/{path}/diagnosis.json"))
+        assert diagnosis["cause"] == "daemon_down", diagnosis
+    healed, report, _ = lab.recover(host)
+    assert healed.returncode == 0, healed.stdout[-6000:]
+    assert all(e["healthy"] is True for e in report["workers"]), [e["verification"] for e in report["workers"]]
+    assert host.address in lab.alive()
+
+
 def test_a_restarted_head_gets_every_ray_worker_back_alive(lab):
     lab.wait_calm()
     old_head = ray_lab.container(lab.head, RAY_HEAD)
