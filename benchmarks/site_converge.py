@@ -60,6 +60,16 @@ def changed_hosts(report: dict) -> dict:
     return {host: stats["changed"] for host, stats in report.get("stats", {}).items() if stats.get("changed")}
 
 
+def merged_tasks(tasks: list[dict]) -> list[dict]:
+    """A play's tasks, one entry per task: the json callback gives one entry per task and host when the play's
+    strategy is not linear by name (fleetwarden.fleet.mitogen_linear), one per task otherwise."""
+    merged: dict[str, dict] = {}
+    for task in tasks:
+        entry = merged.setdefault(task["task"]["id"], {"task": task["task"], "hosts": {}})
+        entry["hosts"].update(task["hosts"])
+    return list(merged.values())
+
+
 def floor_plays(report: dict, source_plays: list[dict]) -> tuple[list[dict], int, int]:
     """The floor playbook from a json-callback report of a no-change run: per play, a ping on the hosts each task
     ran on, a skipped task for each task skipped on every host."""
@@ -68,7 +78,7 @@ def floor_plays(report: dict, source_plays: list[dict]) -> tuple[list[dict], int
     for number, play in enumerate(report["plays"]):
         name = play["play"]["name"]
         tasks = []
-        for task in play["tasks"]:
+        for task in merged_tasks(play["tasks"]):
             ran = sorted(host for host, result in task["hosts"].items() if not result.get("skipped"))
             if ran:
                 pings += 1
