@@ -94,6 +94,23 @@ def test_up_again_is_idempotent(lab, inventory):
     assert inventory.read_text() == before
 
 
+def test_a_stopped_lab_of_another_checkout_is_taken_over_with_this_key(lab, inventory, tmp_path):
+    """The lab's containers are the machine's, its key is the checkout's: `up` from a second checkout (its own key)
+    starts the stopped hosts and reaches them over SSH; the first checkout's `up` takes them back the same way."""
+    before_ids = sorted(docker_ids("container"))
+    subprocess.run(["docker", "stop", "--time", "5", *before_ids], capture_output=True, check=True)
+    other = tmp_path / "other-checkout"
+    other.mkdir()
+    try:
+        result = fleetwarden(other, "up", "--hosts", "2", "--no-worker-image")
+        assert "starting stopped host" in result.stdout + result.stderr
+        assert sorted(docker_ids("container")) == before_ids
+        assert (other / ".lab" / "id_ed25519").read_text() != (lab / ".lab" / "id_ed25519").read_text()
+    finally:
+        fleetwarden(lab, "up", "--hosts", "2", "--no-worker-image")
+    assert sorted(docker_ids("container")) == before_ids
+
+
 def test_up_with_another_size_is_refused_and_changes_nothing(lab, inventory):
     before_ids = sorted(docker_ids("container"))
     before = inventory.read_text()

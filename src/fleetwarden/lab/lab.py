@@ -152,9 +152,12 @@ class Lab:
                 if info is None:
                     created.append(plan.name)
                     self._create_host(plan)
-                elif not info["State"]["Running"]:
-                    self.log(f"  starting stopped host {plan.name}")
-                    self.docker.run("start", self.container(plan.name))
+                else:
+                    # A lab another checkout made has that checkout's key: this checkout's key replaces it.
+                    self._authorize_key(self.container(plan.name))
+                    if not info["State"]["Running"]:
+                        self.log(f"  starting stopped host {plan.name}")
+                        self.docker.run("start", self.container(plan.name))
         except LabError:
             self._remove_hosts(created, drop_network=not existing)
             raise
@@ -202,9 +205,12 @@ class Lab:
                            "io.fleetwarden.accelerator": plan.accelerator}),
             LAB_IMAGE,
         )
-        # The lab key goes in a file of its own (see the image's sshd drop-in).
-        self.docker.run("cp", f"{self.paths.key}.pub", f"{name}:/etc/ssh/fleetwarden-lab/authorized_keys")
+        self._authorize_key(name)
         self.docker.run("start", name)
+
+    def _authorize_key(self, container: str) -> None:
+        """The lab key goes in a file of its own (see the image's sshd drop-in); docker cp works stopped or not."""
+        self.docker.run("cp", f"{self.paths.key}.pub", f"{container}:/etc/ssh/fleetwarden-lab/authorized_keys")
 
     def _probe(self, state: HostState) -> tuple[str, str]:
         systemd = self.docker.exec(state.container, ["systemctl", "is-system-running"], timeout=20).stdout.strip()
