@@ -10,7 +10,10 @@ tests/integration/test_site_drill.py (helpers in tests/integration/site_lab.py):
 - unit_stopped: `systemctl stop` of the Ray worker's unit; recover.yml recreates it, it settles, ALIVE in the head.
 - sigkill: the drill worker SIGKILLed at every start until systemd's restarts run out (the time to that point is
   not counted); recover.yml diagnoses `sigkill` from the dead container and recreates it.
-- dockerd_stopped: dockerd stopped; both workers on the host (Ray worker and drill) recreated and settled.
+- dockerd_stopped: dockerd stopped; live-restore keeps both workers on the host (Ray worker and drill) running,
+  recover.yml starts dockerd and verifies both (settled, the Ray worker ALIVE) without recreating them.
+- dockerd_stopped_worker_killed: dockerd stopped and the Ray worker's container SIGKILLed during the outage; once
+  dockerd is back the killed one is replaced, the drill worker kept, both settled.
 
 Per trial: `total`, recover.yml's wall time (from the alert's call to a written report, the settle window
 included), and `outside_settle`, the total less the settle window as the host report's `verification` measured
@@ -49,7 +52,7 @@ from fleetwarden.lab.site_lab import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-CASES = ("healthy", "unit_stopped", "sigkill", "dockerd_stopped")
+CASES = ("healthy", "unit_stopped", "sigkill", "dockerd_stopped", "dockerd_stopped_worker_killed")
 
 
 def recover(checkout: Path, lab: SiteLab, host: ray_lab.LabHost, report_dir: Path):
@@ -68,8 +71,13 @@ def recover(checkout: Path, lab: SiteLab, host: ray_lab.LabHost, report_dir: Pat
     return run, report, elapsed
 
 
+# {worker: container ID} that the trial's recover.yml must leave running (dockerd's outage, live-restore).
+KEPT: dict[str, str] = {}
+
+
 def inject(lab: SiteLab, host: ray_lab.LabHost, case: str) -> dict[str, str]:
     """Makes the fault; returns {worker: the cause recover.yml must name} for the workers it must heal."""
+    KEPT.clear()
     lab.wait_calm()
     lab.reset_worker(host, DRILL)
     lab.wait_calm()
@@ -81,8 +89,14 @@ def inject(lab: SiteLab, host: ray_lab.LabHost, case: str) -> dict[str, str]:
         exhaust(lab, host, fault_file, first_death)
         lab.sh(host, f"rm -f {DRILL_FAULT}")
         return {DRILL: cause}
-    if case == "dockerd_stopped":
-        lab.sh(host, "systemctl stop docker.socket docker.service")
+    if case in ("dockerd_stopped", "dockerd_stopped_worker_killed"):
+        # The containers live-restore must keep: both, or the drill worker alone when the Ray worker is killed.
+        kept = (DRILL,) if case == "dockerd_stopped_worker_killed" else (DRILL, RAY_WORKER)
+        before = {name: ray_lab.container(host, name) for name in (DRILL, RAY_WORKER)}
+        KEPT.clear()
+        KEPT.update({name: before[name]["id"] for name in kept})
+        kill = f" && kill -KILL {before[RAY_WORKER]['pid']}" if case == "dockerd_stopped_worker_killed" else ""
+        lab.sh(host, "systemctl stop docker.socket docker.service" + kill)
         return {RAY_WORKER: "daemon_down", DRILL: "daemon_down"}
     return {}
 
@@ -102,6 +116,7 @@ def trial(checkout: Path, lab: SiteLab, case: str, report_dir: Path) -> dict:
             not cause or entry.get("cause") == cause)
     if RAY_WORKER in expected:
         ok = ok and host.address in lab.alive()
+    ok = ok and all((ray_lab.container(host, name) or {}).get("id") == container for name, container in KEPT.items())
     settled = [(entries.get(w, {}).get("verification") or {}).get("settled_s") or 0 for w in expected]
     window = max(settled, default=0)
     outcome = {"ok": ok, "load": float(load), "total": round(seconds, 1), "settle": window,

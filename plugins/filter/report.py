@@ -43,6 +43,10 @@ ACTIONS = {
 }
 # A worker still running on a full disk is not recreated: pruning alone is its remedy.
 PRUNED_ONLY = "pruned"
+# A worker whose container ran through dockerd's outage (live-restore) is not recreated: starting dockerd was enough.
+STARTED_DOCKER_ONLY = "started_docker"
+# The action when the remediation's recreation was left out, as the playbook's `recreated` says.
+_WITHOUT_RECREATION = {"pruned_and_recreated": PRUNED_ONLY, "started_docker_and_recreated": STARTED_DOCKER_ONLY}
 _DIAGNOSIS_KEYS = ("exists", "container_id", "cause", "findings", "remediation", "recommendation", "repeat",
                    "record", "evidence")
 
@@ -80,6 +84,19 @@ def recovery_diagnosis_results(diagnosed, workers):
             result = {"failed": True, "msg": "container_diagnosis returned nothing for %s" % worker.get("name")}
         results.append(dict(result, item=worker))
     return results
+
+
+def recovery_evidence_requests(faulty, incident_root, run_id):
+    """incident_evidence's ``workers`` option for the faulty workers (diagnosis results, each with ``item``): per
+    worker its incident directory ``<incident_root>/<worker>/<run id>``, its report entry as the diagnosis, and
+    the death record to add to the history."""
+    requests = []
+    for result in faulty or []:
+        worker = (result or {}).get("item") or {}
+        name = worker.get("name")
+        requests.append({"name": name, "dir": "%s/%s/%s" % (incident_root, name, run_id),
+                         "diagnosis": recovery_worker_entry(result, worker), "record": result.get("record")})
+    return requests
 
 
 def recovery_settle_results(command_result, workers):
@@ -144,8 +161,8 @@ def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path,
         name = worker.get("name")
         faulty = result.get("remediation") != "none"
         action = ACTIONS.get(result.get("remediation"), "none") if recovered and faulty else "none"
-        if action == "pruned_and_recreated" and recreated is not None and name not in recreated:
-            action = PRUNED_ONLY
+        if action in _WITHOUT_RECREATION and recreated is not None and name not in recreated:
+            action = _WITHOUT_RECREATION[action]
         entries.append(recovery_worker_entry(
             result, worker, action=action,
             healthy=healthy.get(name, None if faulty else True),
@@ -275,6 +292,6 @@ class FilterModule(object):
     def filters(self):
         return {func.__name__: _wrap(func) for func in (
             worker_mount_points, recovery_present_workers, recovery_diagnosis_requests, recovery_diagnosis_results,
-            recovery_settle_results,
+            recovery_evidence_requests, recovery_settle_results,
             recovery_worker_entry, recovery_verdicts, recovery_settle_details,
             recovery_host_report, recovery_fleet_report, recovery_summary)}

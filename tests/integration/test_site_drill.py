@@ -230,9 +230,12 @@ def test_a_killed_mount_process_brings_the_ray_worker_back_with_the_new_mount(la
 
 
 def test_dockerd_stopped_is_diagnosed_and_healed(lab):
+    """live-restore keeps both containers running while dockerd is away: recover.yml starts dockerd, keeps the
+    evidence, and verifies both through the settle window (Ray worker ALIVE) without recreating either."""
     host = lab.worker
     lab.wait_calm()
     before = lab.fleet_snapshot()
+    ids = {name: ray_lab.container(host, name)["id"] for name in (RAY_WORKER, DRILL)}
     lab.sh(host, "systemctl stop docker.socket docker.service")
     run, report, _ = lab.recover(host)
     assert run.returncode == 0, run.stdout[-6000:]
@@ -240,11 +243,38 @@ def test_dockerd_stopped_is_diagnosed_and_healed(lab):
     assert entries[RAY_WORKER]["cause"] == "daemon_down" and entries[DRILL]["cause"] == "daemon_down"
     assert all(e["healthy"] is True for e in entries.values()), [e["verification"] for e in entries.values()]
     assert all(e["incident_dir"] for e in entries.values())
+    assert {name: e["action"] for name, e in entries.items()} == {RAY_WORKER: "started_docker", DRILL: "started_docker"}
+    assert {name: ray_lab.container(host, name)["id"] for name in ids} == ids
+    assert all(e["verification"]["container_id"] == ids[name] for name, e in entries.items())
     assert host.address in lab.alive()
     again, _, _ = lab.recover(host)
     assert again.returncode == 0 and recap_of(again, host).get("changed") == 0, again.stdout[-3000:]
     allowed = {host.name: {"docker.service", *units_of(RAY_WORKER), *units_of(DRILL)}}
     assert changes(before, lab.fleet_snapshot(), allowed) == []
+
+
+def test_a_worker_killed_while_dockerd_was_away_is_replaced_and_the_survivor_kept(lab):
+    """dockerd stopped and the Ray worker's container SIGKILLed during the outage: once recover.yml starts dockerd,
+    the killed one is replaced (by its unit, whose supervisor records the death first, or by recover.yml, whichever
+    comes first), the drill worker live-restore kept runs on untouched, and both settle."""
+    host = lab.worker
+    lab.wait_calm()
+    old = {name: ray_lab.container(host, name) for name in (RAY_WORKER, DRILL)}
+    lab.sh(host, f"systemctl stop docker.socket docker.service && kill -KILL {old[RAY_WORKER]['pid']}")
+    run, report, _ = lab.recover(host)
+    assert run.returncode == 0, run.stdout[-6000:]
+    entries = {e["worker"]: e for e in report["workers"]}
+    assert entries[RAY_WORKER]["cause"] == "daemon_down" and entries[DRILL]["cause"] == "daemon_down"
+    assert all(e["healthy"] is True for e in entries.values()), [e["verification"] for e in entries.values()]
+    assert ray_lab.container(host, DRILL)["id"] == old[DRILL]["id"] and entries[DRILL]["action"] == "started_docker"
+    new = ray_lab.container(host, RAY_WORKER)
+    assert new["running"] and new["id"] != old[RAY_WORKER]["id"]
+    assert entries[RAY_WORKER]["verification"]["container_id"] == new["id"]
+    record = death_kept(lab, host, RAY_WORKER, old[RAY_WORKER]["id"])
+    assert record["state"]["ExitCode"] == 137, record["state"]
+    assert host.address in lab.alive()
+    again, _, _ = lab.recover(host)
+    assert again.returncode == 0 and recap_of(again, host).get("changed") == 0, again.stdout[-3000:]
 
 
 def test_dockerd_that_will_not_start_keeps_the_evidence_and_fails_naming_it(lab):

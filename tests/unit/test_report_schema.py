@@ -83,3 +83,9 @@ def test_reports_carry_no_secret_from_the_fixtures(registered):
         dumped = json.dumps(host_report([registered(case)]))
         for secret in case.get("secrets") or []:
             assert secret not in dumped
+
+
+def test_every_action_the_report_can_name_is_in_the_schema():
+    actions = {*report.ACTIONS.values(), *report._WITHOUT_RECREATION.values()}
+    assert actions == set(SCHEMA["$defs"]["action"]["enum"])
+

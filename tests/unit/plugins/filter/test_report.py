@@ -146,7 +146,7 @@ def test_verdicts_need_the_probe_and_for_ray_the_head():
 def test_every_filter_is_registered():
     assert set(report.FilterModule().filters()) == {
         "worker_mount_points", "recovery_present_workers", "recovery_diagnosis_requests", "recovery_diagnosis_results",
-        "recovery_settle_results", "recovery_worker_entry", "recovery_verdicts",
+        "recovery_evidence_requests", "recovery_settle_results", "recovery_worker_entry", "recovery_verdicts",
         "recovery_host_report", "recovery_fleet_report", "recovery_summary", "recovery_settle_details"}
 
 
@@ -170,3 +170,20 @@ def test_a_worker_running_on_a_full_disk_is_only_pruned():
     results = [diagnosis("disk_full", "prune_and_recreate"), diagnosis("disk_full", "prune_and_recreate", name="up")]
     doc = host_report(results, recovered=True, recreated=["ray-worker"], healthy={"ray-worker": True, "up": True})
     assert [e["action"] for e in doc["workers"]] == ["pruned_and_recreated", "pruned"]
+
+
+def test_a_worker_that_ran_through_dockerds_outage_is_only_started_docker():
+    results = [diagnosis("daemon_down", "start_docker"), diagnosis("daemon_down", "start_docker", name="kept")]
+    doc = host_report(results, recovered=True, recreated=["ray-worker"], healthy={"ray-worker": True, "kept": True})
+    assert [e["action"] for e in doc["workers"]] == ["started_docker_and_recreated", "started_docker"]
+
+
+def test_evidence_requests_name_each_workers_incident_directory_entry_and_record():
+    results = [diagnosis("daemon_down", "start_docker"), dict(diagnosis("oom_killed", name="b"), record=None)]
+    requests = report.recovery_evidence_requests(results, "/var/lib/fleetwarden/incidents", "20250101T000000Z")
+    assert [(r["name"], r["dir"], r["diagnosis"]["cause"], r["record"]) for r in requests] == [
+        ("ray-worker", "/var/lib/fleetwarden/incidents/ray-worker/20250101T000000Z", "daemon_down",
+         {"cause": "daemon_down", "at": 1.0, "container_id": "a" * 64}),
+        ("b", "/var/lib/fleetwarden/incidents/b/20250101T000000Z", "oom_killed", None)]
+    assert requests[0]["diagnosis"] == report.recovery_worker_entry(results[0], results[0]["item"])
+

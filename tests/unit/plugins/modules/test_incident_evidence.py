@@ -116,3 +116,44 @@ def test_a_setup_commands_secret_is_redacted_from_evidence_in_any_encoding(run, 
     text = "".join(p.read_text() for p in incident.iterdir())
     assert "S3cr3tInSetupCmd" not in text and encoded not in text and command not in text
     assert "FLEETWARDEN_SETUP_0=<redacted>" in text and "FLEETWARDEN_SETUP_COUNT=1" in text
+
+
+def test_several_workers_in_one_call_share_one_daemon_check_and_one_history_write(run_main, tmp_path):
+    """recover.yml's one call for a host's faulty workers: each worker's files in its own directory, docker info
+    asked once, both records in the history file, and each container's state returned (live-restore's survivors)."""
+    states = {"kept": {"Running": True}, "dead": {"Running": False, "ExitCode": 137}}
+    calls = []
+
+    def run_command(self, argv, **kwargs):
+        calls.append(argv[1])
+        if argv[1] == "info":
+            return 0, "20.10.24\n", ""
+        if argv[1] == "inspect":
+            return 0, json.dumps([{"Id": argv[2] * 8, "State": states[argv[2]], "Config": {"Env": []}}]), ""
+        if argv[1] == "logs":
+            return 0, f"2025-03-05T14:00:01.000000000Z {argv[-1]} says bye\n", ""
+        raise AssertionError(argv)
+
+    workers = [{"name": name, "dir": str(tmp_path / name / "20250305T140010Z"), "diagnosis": {"cause": "daemon_down"},
+                "record": {"cause": "daemon_down", "at": 4102444800.0, "container_id": name * 8}}
+               for name in ("kept", "dead")]
+    result = run_main(incident_evidence, {"workers": workers, "history_file": str(tmp_path / "history.json")},
+                      run_command=run_command,
+                      get_bin_path=lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
+    assert result["changed"] is True
+    kept = [(r["name"], r["running"], r["container_id"], r["files"], r["history_count"]) for r in result["workers"]]
+    assert kept == [
+        ("kept", True, "kept" * 8, ["diagnosis.json", "inspect.json", "logs.txt"], 1),
+        ("dead", False, "dead" * 8, ["diagnosis.json", "inspect.json", "logs.txt"], 1)]
+    assert calls.count("info") == 1
+    assert (tmp_path / "dead" / "20250305T140010Z" / "logs.txt").read_text().endswith("dead says bye\n")
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert sorted(history) == ["dead", "kept"]
+
+
+def test_a_worker_without_its_directory_is_refused_before_anything_is_written(run_main, tmp_path):
+    result = run_main(incident_evidence, {"workers": [{"name": "a", "dir": str(tmp_path / "a" / "x")}, {"name": "b"}]},
+                      run_command=lambda self, argv, **kwargs: (0, "[]", ""),
+                      get_bin_path=lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
+    assert result["failed"] is True and result["msg"] == "workers[1] needs dir"
+    assert list(tmp_path.iterdir()) == []
