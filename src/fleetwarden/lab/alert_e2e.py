@@ -45,6 +45,8 @@ from fleetwarden.lab import ray_lab
 from fleetwarden.lab.inventory import MONITORING_PORTS
 
 FAULTS = ("unit_stopped", "restarts_exhausted", "mount_killed")
+# mount_killed's injections at most, when a start systemd queued during the outage brings the worker back.
+MOUNT_ATTEMPTS = 3
 # The remediating alerts each fault is to fire (alertnames of roles/prometheus/files/fleetwarden-alerts.yml).
 FAULT_ALERTS = {"unit_stopped": {"WorkerDown"}, "restarts_exhausted": {"WorkerRestartsExhausted"},
                 "mount_killed": {"WorkerDown", "MountLost"}}
@@ -308,23 +310,57 @@ class Lab:
                     "restarts": int(props.get("NRestarts") or 0), "burst": int(props.get("StartLimitBurst") or 0),
                     "silence": silence}
         if fault == "mount_killed":
-            mount = self.mount_unit(host)
-            bucket = self.mount_bucket(host, mount)
-            away = f"{STANDIN_BUCKETS}/{bucket}"
-            pid = unit_props(host, mount, "ExecMainPID").get("ExecMainPID")
-            if not pid or pid == "0":
-                raise E2EError(f"{host.name}: {mount} runs no process")
-            t0 = time.time()
-            sh(host, f"mv {away} {away}.outage && kill -KILL {pid}")
-            try:
-                # The worker is stopped for the failed dependency once the mount's restart has failed.
-                ray_lab.wait_until(lambda: self.worker_state(host).get("ActiveState") in ("inactive", "failed")
-                                   and unit_props(host, mount, "ActiveState")["ActiveState"] != "active",
-                                   60, interval=0.5, what=f"{self.unit} stopped with {mount} down")
-            finally:
-                sh(host, f"mv {away}.outage {away}")  # the outage ends
-            return {"t0": t0, "mount": mount, "outage_s": time.time() - t0}
+            # A start of the worker that systemd queued during the outage (a restart of the mount, its own or the
+            # gcsfuse watchdog's) can still bring the worker back by itself once the mount is back: then the fault
+            # did not happen as meant and no alert fires. Its injection is then made again, from a healthy worker.
+            # The receiver acting on the fault's alert (MountLost fires while the mount is down) is the fault
+            # working: a worker that recover.yml brought back is not one that came back by itself.
+            again = {}
+            for attempt in range(1, MOUNT_ATTEMPTS + 1):
+                injected = self._mount_outage(host)
+                if self._stays_down(host, injected["mount"]) or self._receiver_ran(host, injected["t0"]):
+                    return dict(injected, attempts=attempt, **again)
+                self.quiet()  # no alert of this attempt left to reach the receiver
+                if self._receiver_ran(host, injected["t0"]):  # one did, late
+                    return dict(injected, attempts=attempt, **again)
+                # `before` of the timeline: the worker as it came back, the one this fault's next injection stops.
+                again = {"before": self.healthy(host)}
+            raise E2EError(f"{host.name}: {self.unit} came back by itself after each of {MOUNT_ATTEMPTS} mount "
+                           "outages, so no alert would fire")
         raise ValueError(f"fault must be one of {', '.join(FAULTS)}, got {fault!r}")
+
+    def _mount_outage(self, host: Host) -> dict:
+        """The bucket away and the mount process SIGKILLed, until systemd has stopped the worker for its failed
+        dependency; then the outage ends. Returns {t0, mount, outage_s}."""
+        mount = self.mount_unit(host)
+        bucket = self.mount_bucket(host, mount)
+        away = f"{STANDIN_BUCKETS}/{bucket}"
+        pid = unit_props(host, mount, "ExecMainPID").get("ExecMainPID")
+        if not pid or pid == "0":
+            raise E2EError(f"{host.name}: {mount} runs no process")
+        t0 = time.time()
+        sh(host, f"mv {away} {away}.outage && kill -KILL {pid}")
+        try:
+            # The worker is stopped for the failed dependency once the mount's restart has failed.
+            ray_lab.wait_until(lambda: self.worker_state(host).get("ActiveState") in ("inactive", "failed")
+                               and unit_props(host, mount, "ActiveState")["ActiveState"] != "active",
+                               60, interval=0.5, what=f"{self.unit} stopped with {mount} down")
+        finally:
+            sh(host, f"mv {away}.outage {away}")  # the outage ends
+        return {"t0": t0, "mount": mount, "outage_s": time.time() - t0}
+
+    def _receiver_ran(self, host: Host, since: float) -> bool:
+        return any(row["kind"] == "started" for row in self.receiver.log(host=host.name, since=since - 1))
+
+    def _stays_down(self, host: Host, mount: str) -> bool:
+        """Once the mount is active again and systemd has no job queued for the worker, whether the worker is down
+        (the fault as meant: nothing will start it but recover.yml)."""
+        def settled():
+            jobs = sh(host, "systemctl list-jobs --plain --no-legend", check=False)
+            queued = any(self.unit in line.split()[1:2] for line in jobs.splitlines() if line.strip())
+            return unit_props(host, mount, "ActiveState")["ActiveState"] == "active" and not queued
+        ray_lab.wait_until(settled, 60, interval=0.25, what=f"{mount} active, no job queued for {self.unit}")
+        return self.worker_state(host).get("ActiveState") in ("inactive", "failed")
 
     def mount_unit(self, host: Host) -> str:
         requires = shlex.split(unit_props(host, self.unit, "Requires")["Requires"])  # names may be quoted
@@ -347,6 +383,7 @@ class Lab:
         try:
             timeline.injected = self.inject(fault, host)
             timeline.t0 = timeline.injected["t0"]
+            timeline.before = timeline.injected.pop("before", before)  # a new container when injected again
             self._follow(timeline, host, time.time() + timeout)
         finally:
             if timeline.injected.get("silence"):
