@@ -258,6 +258,7 @@ def test_a_worker_killed_while_dockerd_was_away_is_replaced_and_the_survivor_kep
     the killed one is replaced (by its unit, whose supervisor records the death first, or by recover.yml, whichever
     comes first), the drill worker live-restore kept runs on untouched, and both settle."""
     host = lab.worker
+    lab.reset_worker(host, DRILL)  # a fresh history: the earlier tests' deaths would make this one a repeat
     lab.wait_calm()
     old = {name: ray_lab.container(host, name) for name in (RAY_WORKER, DRILL)}
     lab.sh(host, f"systemctl stop docker.socket docker.service && kill -KILL {old[RAY_WORKER]['pid']}")
