@@ -2,7 +2,7 @@
 
 The pages are shaped like real Cloud TPU v2 `nodes.list` and Compute Engine `instances.aggregatedList`
 answers (the same fields as the recorded fixtures in tests/fixtures/gcp), generated so that any size
-can be served. fleetwarden.replay.ReplayServer (the one the inventory tests use too) answers them from
+can be served. fleetwarden_testing.replay.ReplayServer (the one the inventory tests use too) answers them from
 memory by (path, pageToken), over HTTP/1.1 keep-alive. Plugins are loaded through ansible's own plugin
 loader, as ansible-inventory does.
 """
@@ -15,7 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
-from fleetwarden.replay import ReplayServer, paged_routes
+from fleetwarden_testing.replay import ReplayServer, paged_routes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "fw-bench"

@@ -16,8 +16,9 @@ import statistics
 import time
 from pathlib import Path
 
-from fleetwarden.lab import monitoring_lab as mon
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import monitoring_lab as mon
+from fleetwarden_testing import ray_lab
+
 from fleetwarden.lab.inventory import MONITORING_PORTS
 
 

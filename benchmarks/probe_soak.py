@@ -1,6 +1,6 @@
 """Does the liveness probe leave a healthy Ray worker alone? A soak of the deployed lab, counting probe kills.
 
-Needs the lab up with the Ray cluster deployed (site.yml or src/fleetwarden/lab/playbooks/ray_cluster.yml). For
+Needs the lab up with the Ray cluster deployed (site.yml or testing/fleetwarden_testing/playbooks/ray_cluster.yml). For
 --duration seconds it watches one worker host's supervised Ray worker (nothing breaks it on purpose) and counts:
 
   probe kills       journal lines of the worker's probe unit saying it killed the container ("failed its probe");
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 KILL = "failed its probe"
 FAILED_ROUND = re.compile(r"probe failed \((\d+) of (\d+)\)")

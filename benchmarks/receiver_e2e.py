@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from fleetwarden.lab.alert_e2e import FAULTS, Lab
+from fleetwarden_testing.alert_e2e import FAULTS, Lab
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -39,8 +39,8 @@ from pathlib import Path
 # The collection from this checkout (as tests/conftest.py puts it), for the names site_lab reads from module_utils.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
 
-from fleetwarden.lab import ray_lab
-from fleetwarden.lab.site_lab import (
+from fleetwarden_testing import ray_lab
+from fleetwarden_testing.site_lab import (
     DRILL,
     DRILL_FAULT,
     EXHAUSTED,

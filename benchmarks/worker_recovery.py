@@ -1,6 +1,6 @@
 """How fast a supervised Ray worker recovers, measured on the running lab (head plus workers).
 
-Needs the lab up and the Ray cluster deployed (--deploy runs src/fleetwarden/lab/playbooks/ray_cluster.yml). For
+Needs the lab up and the Ray cluster deployed (--deploy runs testing/fleetwarden_testing/playbooks/ray_cluster.yml). For
 each trial on one worker host it breaks the worker, then waits until the head sees it alive again:
 
   container death   `docker kill` of the worker's container.
@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 # Issue 16's goals.
 GOALS = {"container death -> worker process running again": 1.5,
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--host", help="the worker host to break (default: the first host of group workers)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--deploy", action="store_true",
-                        help="deploy the Ray cluster first (src/fleetwarden/lab/playbooks/ray_cluster.yml)")
+                        help="deploy the Ray cluster first (testing/fleetwarden_testing/playbooks/ray_cluster.yml)")
     args = parser.parse_args(argv)
     if args.trials < 5:
         parser.error("--trials must be at least 5")

@@ -15,6 +15,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "==> installing fleetwarden and its test extras"
 .venv/bin/python -m pip install -q -e '.[test]'
+echo "==> installing the test and benchmark harness (testing/, development only)"
+.venv/bin/python -m pip install -q --no-deps -e testing
 
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 stamp="$site/ansible_collections/.fleetwarden-bundle-$ANSIBLE_BUNDLE_VERSION"

@@ -9,8 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 REQUIRE_LAB = "FLEETWARDEN_REQUIRE_LAB"
 
@@ -27,7 +26,7 @@ def cannot_run(reason: str):
 
 
 def require_lab() -> dict[str, ray_lab.LabHost]:
-    """The running 3-host lab (fleetwarden.lab.ray_lab.require_lab), or cannot_run saying why there is none."""
+    """The running 3-host lab (fleetwarden_testing.ray_lab.require_lab), or cannot_run saying why there is none."""
     try:
         return ray_lab.require_lab()
     except ray_lab.LabNotReady as why:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 from .conftest import require_lab
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 from .conftest import require_lab
 

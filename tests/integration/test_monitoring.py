@@ -19,9 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fleetwarden_testing import monitoring_lab as mon
+from fleetwarden_testing import ray_lab
 
-from fleetwarden.lab import monitoring_lab as mon
-from fleetwarden.lab import ray_lab
 from fleetwarden.lab.inventory import MONITORING_PORTS
 
 from .conftest import require_lab

@@ -13,8 +13,7 @@ import textwrap
 import time
 
 import pytest
-
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 from .conftest import require_lab
 

@@ -33,9 +33,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from fleetwarden.lab import ray_lab
-from fleetwarden.lab.alert_e2e import FAULT_ALERTS, FAULTS, E2EError, Lab
+from fleetwarden_testing import ray_lab
+from fleetwarden_testing.alert_e2e import FAULT_ALERTS, FAULTS, E2EError, Lab
 
 from .conftest import cannot_run, require_lab
 

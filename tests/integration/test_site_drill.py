@@ -22,9 +22,8 @@ import time
 
 import jsonschema
 import pytest
-
-from fleetwarden.lab import ray_lab
-from fleetwarden.lab.site_lab import (
+from fleetwarden_testing import ray_lab
+from fleetwarden_testing.site_lab import (
     DIAGNOSE,
     DRILL,
     DRILL_FAULT,

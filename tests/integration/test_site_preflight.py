@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
-from fleetwarden.lab import ray_lab
-from fleetwarden.lab.site_lab import SITE, SiteLab, changes
+from fleetwarden_testing import ray_lab
+from fleetwarden_testing.site_lab import SITE, SiteLab, changes
 
 from .conftest import require_lab
 

@@ -10,8 +10,7 @@ import json
 import time
 
 import pytest
-
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 from .conftest import require_lab
 

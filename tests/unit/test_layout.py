@@ -1,6 +1,10 @@
-"""Where code lives: benchmarks share the lab's helpers from the package (fleetwarden.lab), never from tests/."""
+"""Where code lives: the product package holds the product; tests and benchmarks share their lab harness from the
+development-only package `fleetwarden_testing` (testing/), and benchmarks never import tests/."""
 
 import ast
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,7 +29,7 @@ def reaches_into_tests(source: str) -> list[str]:
 
 def test_the_check_finds_each_way_of_reaching_into_tests():
     source = ("from tests.integration import ray_lab\nimport tests.unit.conftest\n"
-              "sys.path.insert(0, str(ROOT / 'tests' / 'integration'))\nfrom fleetwarden.lab import ray_lab\n")
+              "sys.path.insert(0, str(ROOT / 'tests' / 'integration'))\nfrom fleetwarden_testing import ray_lab\n")
     assert sorted(reaches_into_tests(source)) == [
         "line 1: from tests.integration import ...", "line 2: import tests.unit.conftest",
         "line 3: the path component 'integration'", "line 3: the path component 'tests'"]
@@ -34,3 +38,30 @@ def test_the_check_finds_each_way_of_reaching_into_tests():
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[path.name for path in BENCHMARKS])
 def test_benchmarks_do_not_import_tests(script):
     assert not reaches_into_tests(script.read_text()), f"{script.name} reaches into tests/"
+
+
+HARNESS = sorted(p.stem for p in (REPO / "testing" / "fleetwarden_testing").glob("*.py") if p.stem != "__init__")
+
+
+def test_the_harness_package_is_not_empty():
+    assert {"alert_e2e", "ray_lab", "site_lab", "monitoring_lab", "replay"} <= set(HARNESS)
+
+
+@pytest.mark.parametrize("module", sorted((REPO / "src" / "fleetwarden").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(REPO / "src")))
+def test_the_product_does_not_import_the_harness(module):
+    nodes = list(ast.walk(ast.parse(module.read_text())))
+    imported = {alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in nodes if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name.split(".")[0] == "fleetwarden_testing"}
+
+
+def test_the_wheel_holds_the_product_and_no_harness(tmp_path):
+    """Builds the product's wheel from the checkout (as `pip wheel` does for a user) and reads its file list."""
+    argv = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path)]
+    subprocess.run([*argv, str(REPO)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("fleetwarden-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "fleetwarden/cli.py" in names and "fleetwarden/receiver/server.py" in names
+    assert not [n for n in names if n.startswith("fleetwarden_testing/")]
+    assert not [n for n in names if Path(n).stem in HARNESS or "/playbooks/" in n], names

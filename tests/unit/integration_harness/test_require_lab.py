@@ -2,7 +2,7 @@
 
 Covers the three ways a lab test cannot run: no docker engine (the conftest hook, run in a real pytest
 subprocess against a docker socket nobody listens on), no or a partial lab, and a lab host that is not running
-(tests/integration/conftest.require_lab over fleetwarden.lab.ray_lab.require_lab, with the inventory and the
+(tests/integration/conftest.require_lab over fleetwarden_testing.ray_lab.require_lab, with the inventory and the
 host's answer given).
 """
 
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from fleetwarden_testing import ray_lab
 
-from fleetwarden.lab import ray_lab
 from tests.integration.conftest import require_lab
 
 REPO = Path(__file__).resolve().parents[3]

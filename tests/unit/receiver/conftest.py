@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 from aiohttp import web
+from fleetwarden_testing import ray_lab
 
-from fleetwarden.lab import ray_lab
 from fleetwarden.receiver import jobs
 from fleetwarden.receiver.config import Limits, Settings
 from fleetwarden.receiver.server import WEBHOOK_PATH, Receiver
@@ -152,7 +152,7 @@ def db_rows(settings: Settings, query: str, params=()) -> list[dict]:
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
-    """The lab's one poller (fleetwarden.lab.ray_lab.wait_until): predicate()'s first truthy value, or an
+    """The lab's one poller (fleetwarden_testing.ray_lab.wait_until): predicate()'s first truthy value, or an
     AssertionError at the deadline."""
     return ray_lab.wait_until(predicate, timeout, interval=interval, what="the receiver condition")
 

@@ -26,8 +26,7 @@ from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory impor
     validate_filters,
     validate_hostnames,
 )
-
-from fleetwarden.replay import ReplayServer
+from fleetwarden_testing.replay import ReplayServer
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 SAMPLES = Path(__file__).resolve().parents[4] / "inventory" / "sample"
@@ -97,7 +96,7 @@ def wire_http(plugin, http, sleeps=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# The loopback server that replays recorded responses (fleetwarden.replay), for ansible-inventory runs
+# The loopback server that replays recorded responses (fleetwarden_testing.replay), for ansible-inventory runs
 # ---------------------------------------------------------------------------------------------
 
 
@@ -110,7 +109,7 @@ def recorded(answer):
 
 
 def replay_server(routes, expected_auth, open_paths=()):
-    """A fleetwarden.replay.ReplayServer answering `routes` of (status, fixture path) from the recorded files."""
+    """A ReplayServer (fleetwarden_testing.replay) answering `routes` of (status, fixture path) from the recordings."""
     return ReplayServer({key: recorded(answer) for key, answer in routes.items()}, expected_auth, open_paths)
 
 

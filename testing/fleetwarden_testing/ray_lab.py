@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory" / "lab" / "hosts.yml"
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"  # the lab's own playbooks (roles applied to the lab)
 SITE = REPO / "site.yml"

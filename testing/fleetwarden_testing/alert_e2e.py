@@ -41,8 +41,8 @@ from pathlib import Path
 
 import yaml
 
-from fleetwarden.lab import ray_lab
 from fleetwarden.lab.inventory import MONITORING_PORTS
+from fleetwarden_testing import ray_lab
 
 FAULTS = ("unit_stopped", "restarts_exhausted", "mount_killed")
 # mount_killed's injections at most, when a start systemd queued during the outage brings the worker back.

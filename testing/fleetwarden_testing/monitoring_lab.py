@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 PROBE_WORKER = "fwmon-probe"
 HEARTBEAT_LOOP = "while :; do touch /tmp/heartbeat; sleep 1; done"
@@ -25,7 +25,7 @@ def monitoring_host(hosts: dict[str, ray_lab.LabHost]) -> ray_lab.LabHost:
     return found[0]
 
 
-published_url = ray_lab.published_url  # one home: fleetwarden.lab.ray_lab
+published_url = ray_lab.published_url  # one home: fleetwarden_testing.ray_lab
 
 
 def api(base: str, path: str, **params) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcsfuse import gcsfuse_unit_name
 
-from fleetwarden.lab import ray_lab
+from fleetwarden_testing import ray_lab
 
 REPO = ray_lab.REPO
 SITE = REPO / "site.yml"
