@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from fleetwarden_testing import ray_lab
+from fleetwarden_testing import baseline, ray_lab
 
 REQUIRE_LAB = "FLEETWARDEN_REQUIRE_LAB"
 
@@ -48,3 +48,21 @@ def pytest_runtest_setup(item):
         _ENGINE.append(_engine_answers())
     if not _ENGINE[0]:
         cannot_run("no docker engine answers; run scripts/install-engine.sh")
+
+
+@pytest.fixture(scope="module")
+def lab_baseline() -> dict[str, ray_lab.LabHost]:
+    """The shared lab as `make lab` leaves it, restored at the start of every module that uses it
+    (fleetwarden_testing.baseline: the worker set, the restart history, the receiver's limits), so that a
+    module passes alone, in the default order and in reverse."""
+    hosts = require_lab()
+    baseline.restore(hosts)
+    return hosts
+
+
+@pytest.fixture
+def fresh_lab(lab_baseline) -> dict[str, ray_lab.LabHost]:
+    """The same, restored right before this test: for a test that needs the lab exactly as `make lab` leaves it,
+    whatever the tests of its own module did before it."""
+    baseline.restore(lab_baseline)
+    return lab_baseline

@@ -9,14 +9,12 @@ import base64
 import pytest
 from fleetwarden_testing import ray_lab
 
-from .conftest import require_lab
-
 pytestmark = [pytest.mark.lab]
 SECRET = "fw-connection-test-secret-0123456789"  # noqa: S105 - a made-up value the test looks for
 
 
-def test_no_log_secrets_stay_out_of_the_output_over_mitogen_at_the_highest_verbosity(tmp_path):
-    hosts = require_lab()
+def test_no_log_secrets_stay_out_of_the_output_over_mitogen_at_the_highest_verbosity(tmp_path, lab_baseline):
+    hosts = lab_baseline
     target = sorted(hosts)[-1]
     playbook = tmp_path / "secret.yml"
     playbook.write_text(f"""---

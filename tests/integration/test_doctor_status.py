@@ -20,8 +20,6 @@ import pytest
 import yaml
 from fleetwarden_testing import ray_lab
 
-from .conftest import require_lab
-
 pytestmark = pytest.mark.lab
 
 INVENTORY_DIR = ray_lab.INVENTORY.parent
@@ -38,10 +36,10 @@ HEARTBEAT = {"name": "fwd-heartbeat", "image": IMAGE, "pull": "never",
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(lab_baseline):
     """The lab as site.yml deploys it. test_ray_cluster removes its Ray workers when it ends (unless
     FLEETWARDEN_KEEP_RAY=1): then this module deploys site.yml itself, and removes the Ray workers again after."""
-    hosts = require_lab()
+    hosts = lab_baseline
     head = next(h for h in hosts.values() if "head" in h.groups)
     deployed_here = False
     if ray_lab.host_run(head, "test", "-e", "/etc/fleetwarden/workers/ray-head.json").returncode != 0:
@@ -101,9 +99,9 @@ def healthy_from(report: dict) -> list[dict]:
     return [c for c in report["checks"] if c["status"] == "FAIL"]
 
 
-def test_a_healthy_lab_exits_0_for_a_settle_window(lab, cache_dir, tmp_path):
-    # This module runs first of the lab modules (its name sorts first), on the lab as `make lab` leaves it: the
-    # drills after it spend restart budgets on purpose, which the doctor rightly reports for an hour.
+def test_a_healthy_lab_exits_0_for_a_settle_window(lab, fresh_lab, cache_dir, tmp_path):
+    # On the lab as `make lab` leaves it (fresh_lab): the drills spend restart budgets on purpose, which the
+    # doctor rightly reports for an hour.
     head = next(h for h in lab.values() if "head" in h.groups)
     ray_lab.wait_until(lambda: {h.address for h in lab.values()} <= set(ray_lab.alive(head)), 120, interval=2,
                        what="every lab host ALIVE in the Ray head")

@@ -24,8 +24,6 @@ from fleetwarden_testing import ray_lab
 
 from fleetwarden.lab.inventory import MONITORING_PORTS
 
-from .conftest import require_lab
-
 pytestmark = pytest.mark.lab
 
 ALERTS = ("WorkerDown", "WorkerRestartsExhausted", "WorkerRestartLoop", "WorkerHeartbeatStale", "ContainerOOMKilled",
@@ -36,8 +34,8 @@ GIB = 1 << 30
 
 
 @pytest.fixture(scope="module")
-def lab():
-    hosts = require_lab()
+def lab(lab_baseline):
+    hosts = lab_baseline
     ray_lab.ensure_worker_image(hosts)
     head = mon.monitoring_host(hosts)
     return hosts, head, mon.published_url(head, MONITORING_PORTS["prometheus"])

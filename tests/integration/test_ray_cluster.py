@@ -15,8 +15,6 @@ import time
 import pytest
 from fleetwarden_testing import ray_lab
 
-from .conftest import require_lab
-
 pytestmark = [pytest.mark.lab, pytest.mark.ray]
 
 REJOIN_TIMEOUT = 120
@@ -41,8 +39,8 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    hosts = require_lab()
+def cluster(lab_baseline):
+    hosts = lab_baseline
     cluster = Cluster(hosts)
     for host in hosts.values():
         ray_lab.host_run(host, "systemctl", "reset-failed", "fleetwarden-worker-ray-head.service",

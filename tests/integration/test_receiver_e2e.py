@@ -36,7 +36,7 @@ import pytest
 from fleetwarden_testing import ray_lab
 from fleetwarden_testing.alert_e2e import FAULT_ALERTS, FAULTS, E2EError, Lab
 
-from .conftest import cannot_run, require_lab
+from .conftest import cannot_run
 
 pytestmark = [pytest.mark.lab, pytest.mark.ray, pytest.mark.receiver_e2e]
 # Each fault on a worker host of its own where it can: the receiver's cooldown is per host.
@@ -44,8 +44,8 @@ HOST_INDEX = {"unit_stopped": 0, "restarts_exhausted": 1, "mount_killed": 0}
 
 
 @pytest.fixture(scope="module")
-def chain():
-    hosts = require_lab()
+def chain(lab_baseline):
+    hosts = lab_baseline
     missing = [h.name for h in hosts.values() if "workers" in h.groups
                if ray_lab.host_run(h, "test", "-e", "/etc/fleetwarden/workers/ray-worker.json").returncode != 0]
     if missing:  # the lab without site.yml's Ray workers: deploy them, as make lab does

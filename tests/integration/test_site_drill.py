@@ -47,16 +47,14 @@ from fleetwarden_testing.site_lab import (
     units_of,
 )
 
-from .conftest import require_lab
-
 pytestmark = [pytest.mark.lab, pytest.mark.ray]
 SCHEMA = json.loads((REPO / "schemas" / "diagnosis-report.schema.json").read_text())
 SETTLE_S = 15  # roles/recovery/defaults/main.yml recovery_settle_s
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    hosts = require_lab()
+def lab(tmp_path_factory, lab_baseline):
+    hosts = lab_baseline
     lab = SiteLab(hosts, tmp_path_factory.mktemp("reports"))
     for host in lab.workers:
         lab.reset_worker(host, DRILL)

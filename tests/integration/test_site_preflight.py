@@ -13,15 +13,13 @@ import yaml
 from fleetwarden_testing import ray_lab
 from fleetwarden_testing.site_lab import SITE, SiteLab, changes
 
-from .conftest import require_lab
-
 pytestmark = pytest.mark.lab
 IMAGE = "fleetwarden/ray-worker:latest"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    return SiteLab(require_lab(), tmp_path_factory.mktemp("reports"))
+def lab(tmp_path_factory, lab_baseline):
+    return SiteLab(lab_baseline, tmp_path_factory.mktemp("reports"))
 
 
 def worker(**keys):

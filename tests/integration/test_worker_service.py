@@ -12,8 +12,6 @@ import time
 import pytest
 from fleetwarden_testing import ray_lab
 
-from .conftest import require_lab
-
 pytestmark = pytest.mark.lab
 
 # The first worker host in the gpu group and not in tpu, from the lab inventory (never a literal name).
@@ -43,8 +41,8 @@ def heartbeat_worker(name, **overrides):
 
 
 @pytest.fixture(scope="module")
-def host():
-    hosts = require_lab()
+def host(lab_baseline):
+    hosts = lab_baseline
     ray_lab.ensure_worker_image(hosts)
     if HOST not in hosts:
         pytest.fail(f"the lab has no worker host in group gpu outside tpu: {sorted(hosts)}")
