@@ -18,6 +18,11 @@ import re
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _container_fs as container_fs
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (
+    EXIT_MEANINGS,
+    interpret_exit_code,
+    unit_names,
+)
 
 CAUSES = (
     "running", "normal_exit", "oom_killed", "gpu_oom", "segfault", "sigterm", "sigkill",
@@ -56,21 +61,6 @@ REMEDIATIONS = {
 
 OOM_CAUSES = ("oom_killed", "gpu_oom")
 
-_SIGNALS = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE",
-            9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM"}
-
-EXIT_MEANINGS = {
-    0: "exited normally with status 0",
-    1: "general application error (status 1)",
-    125: "docker could not create or start the container (status 125)",
-    126: "the container command could not be invoked: not executable or permission denied (status 126)",
-    127: "the container command was not found (status 127)",
-    137: "killed by SIGKILL (128+9): the kernel OOM killer, docker kill, or a stop timeout",
-    139: "segmentation fault, SIGSEGV (128+11)",
-    143: "terminated by SIGTERM (128+15): docker stop, systemctl stop, a shutdown or a preemption",
-    255: "exit status 255: the program exited with -1 or an unspecified fatal error",
-}
-
 # Accelerator out-of-memory messages as the frameworks print them. TPU HBM exhaustion (JAX/XLA)
 # counts as gpu_oom: the remedy is the same.
 GPU_OOM_PATTERNS = (
@@ -99,22 +89,6 @@ _SECRET_VALUES = (
 )
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)", re.I)
 _KEY_VALUE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_.-]*)(=|: ?)(\S+)")
-
-
-def interpret_exit_code(code):
-    """{code, signal, meaning} for a container exit status."""
-    if code is None:
-        return {"code": None, "signal": None, "meaning": "no exit status"}
-    signal = _SIGNALS.get(code - 128) if 128 < code < 160 else None
-    meaning = EXIT_MEANINGS.get(code)
-    if meaning is None:
-        if signal:
-            meaning = "killed by {0} (128+{1})".format(signal, code - 128)
-        elif 128 < code < 160:
-            meaning = "killed by signal {0} (128+{0})".format(code - 128)
-        else:
-            meaning = "application-specific exit status {0}".format(code)
-    return {"code": code, "signal": signal, "meaning": meaning}
 
 
 def strip_docker_timestamp(line):
@@ -567,8 +541,7 @@ def diagnosis_request(worker, ray_head_address=None):
     says why it died)."""
     if not isinstance(worker, dict) or not worker.get("name"):
         raise ValueError("every worker needs a name, got %r" % (worker,))
-    # The unit as _worker_unit.unit_names names it (not imported: see test_diagnosis, which holds the two together).
-    request = {"name": worker["name"], "unit": "fleetwarden-worker-%s.service" % worker["name"],
+    request = {"name": worker["name"], "unit": unit_names(worker["name"])["worker"],
                "image": worker.get("image"), "mounts": worker_mount_points(worker.get("gcsfuse_mounts"))}
     is_head = (worker.get("metadata") or {}).get("ray_role") == "head"
     head = worker.get("ray_head_address") or ray_head_address

@@ -28,19 +28,22 @@ import re
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import DEFAULT_DOCKER_CLI
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcsfuse import gcsfuse_unit_name
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import systemd_exec_line
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (  # noqa: F401 - re-exported
+    ALERT_UNIT,
+    PROBE_PREFIX,
+    RESTART_WINDOW_S,
+    UNIT_PREFIX,
+    config_paths,
+    public_declaration,
+    read_declarations,
+    start_limit_burst,
+    unit_names,
+)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import PATHS as _STATE_PATHS
 
-UNIT_PREFIX = "fleetwarden-worker-"
-PROBE_PREFIX = "fleetwarden-probe-"
-ALERT_UNIT = "fleetwarden-alert@.service"
 RESTART_STEPS_MIN_SYSTEMD = 254
 # The worker_unit module replaces "docker" with the absolute path of its docker_cli option (_docker_cli).
-PATHS = {
-    "docker": DEFAULT_DOCKER_CLI,
-    "python": "/usr/bin/python3",
-    "tool": "/usr/local/libexec/fleetwarden/fleetwarden-worker",
-    "entrypoint": "/usr/local/libexec/fleetwarden/worker-entrypoint",
-    "config_dir": "/etc/fleetwarden/workers",
-}
+PATHS = dict(_STATE_PATHS, docker=DEFAULT_DOCKER_CLI)
 WORKER_KEYS = ("name", "state", "image", "pull", "command", "env", "volumes", "gcsfuse_mounts", "devices",
                "shm_size", "memory", "ulimits", "host_network", "accelerator", "setup_commands",
                "setup_continue_on_error", "probe", "restart", "alert", "wait_for", "docker_args",
@@ -318,15 +321,6 @@ def _mount(mount):
             "unit": gcsfuse_unit_name(mount["mountpoint"])}
 
 
-def unit_names(name):
-    return {"worker": UNIT_PREFIX + name + ".service", "probe": PROBE_PREFIX + name + ".service", "alert": ALERT_UNIT}
-
-
-def config_paths(name, paths=None):
-    config_dir = (paths or PATHS)["config_dir"]
-    return {"declaration": "%s/%s.json" % (config_dir, name), "env_file": "%s/%s.env" % (config_dir, name)}
-
-
 def _ulimit(value):
     text = str(value).replace("unlimited", "-1")
     return text if ":" in text else "%s:%s" % (text, text)
@@ -418,8 +412,9 @@ def worker_unit_text(decl, systemd_version, paths=None, devices=()):
     if probe:
         lines.append("Wants=%s" % units["probe"])
     # One start plus max_per_hour restarts per hour; the next failure leaves the unit failed and fires the alert.
-    lines += ["OnFailure=fleetwarden-alert@%n.service", "StartLimitIntervalSec=3600",
-              "StartLimitBurst=%d" % (restart["max_per_hour"] + 1), "", "[Service]", "Type=notify", "NotifyAccess=main",
+    lines += ["OnFailure=fleetwarden-alert@%n.service", "StartLimitIntervalSec=%d" % RESTART_WINDOW_S,
+              "StartLimitBurst=%d" % start_limit_burst(restart["max_per_hour"]), "", "[Service]", "Type=notify",
+              "NotifyAccess=main",
               _tool_environment(paths)]
     # The leftover container of the last run goes first; where the worker waits for others, the first wait
     # removes it meanwhile (--remove), so a restart spends the longer of the two, not their sum.
@@ -482,44 +477,6 @@ def declaration_document(decl, systemd_version, paths=None, devices=(), image_id
                 "docker_argv": docker_create_argv(decl, paths, devices), "systemd_version": systemd_version,
                 "digest": declaration_digest(decl)})
     return doc
-
-
-def public_declaration(doc):
-    """A declaration as recovery, reports and tools outside the host may see it: env values and setup commands
-    (which may hold secrets) are left out; their names and count stay (``env_names``, ``setup_command_count``)."""
-    public = dict((k, copy.deepcopy(v)) for k, v in doc.items() if k not in ("env", "setup_commands"))
-    public["env_names"] = sorted(doc.get("env") or {})
-    public["setup_command_count"] = len(doc.get("setup_commands") or [])
-    return public
-
-
-def read_declarations(config_dir, listdir=None, read=None):
-    """The on-host declarations under ``config_dir`` (``<name>.json``, as worker_service writes them), public
-    (see ``public_declaration``), sorted by name; and one error line per file that cannot be read as one.
-    A missing directory is no workers, not an error."""
-    import os
-
-    listdir = listdir or os.listdir
-    read = read or (lambda path: open(path, encoding="utf-8").read())
-    try:
-        names = sorted(n for n in listdir(config_dir) if n.endswith(".json"))
-    except FileNotFoundError:
-        return [], []
-    workers, errors = [], []
-    for filename in names:
-        path = "%s/%s" % (config_dir, filename)
-        try:
-            doc = json.loads(read(path))
-        except (OSError, ValueError) as exc:
-            errors.append("%s: cannot read it as a declaration: %s" % (path, exc))
-            continue
-        if not isinstance(doc, dict) or doc.get("name") != filename[:-len(".json")] or not doc.get("image"):
-            errors.append("%s: not a worker declaration (needs name = file name, and image)" % path)
-            continue
-        if doc.get("state", "present") != "present":
-            continue
-        workers.append(public_declaration(doc))
-    return workers, errors
 
 
 def parse_systemd_version(text):

@@ -237,7 +237,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils import _docker_c
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _incident as incident  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _nvidia_smi as nvidia_smi  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
-from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_unit as worker_unit  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 
 # Host access, kept in small functions so that tests can replace them.
@@ -429,10 +429,11 @@ class ContainerDiagnosis:
         if not systemctl:
             return None
         rc, out, err = self.module.run_command([
-            systemctl, "show", "--property=ActiveState,SubState,Result,NRestarts,ExecMainStatus", unit])
-        status = diag.parse_systemctl_show(out) if rc == 0 else {"error": (err or out).strip()}
-        status["name"] = unit
-        return status
+            systemctl, "show", "--property=" + ",".join(worker_state.UNIT_PROPERTIES), unit])
+        if rc != 0:
+            return {"error": (err or out).strip(), "name": unit}
+        status = diag.parse_systemctl_show(out)
+        return dict(status, name=unit, restarts_exhausted=worker_state.restarts_exhausted(status))
 
 
 # The options each item of `workers` may set; the rest apply to every worker.
@@ -467,7 +468,7 @@ def diagnose(module):
     extra = {}
     workers = params["workers"]
     if params["declarations_dir"]:
-        declared, errors = worker_unit.read_declarations(params["declarations_dir"])
+        declared, errors = worker_state.read_declarations(params["declarations_dir"])
         extra = {"declared": declared, "declaration_errors": errors}
         try:
             workers = [diag.diagnosis_request(worker, params["ray_head_address"]) for worker in declared]
