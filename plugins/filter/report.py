@@ -28,25 +28,10 @@ import json
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import unit_names
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._recovery_plan import reported_action
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import unit_names
 
 SCHEMA_VERSION = 1
-# What recover.yml does for each remediation id (docs/recovery.md).
-ACTIONS = {
-    "none": "none",
-    "recreate_worker": "recreated",
-    "prune_and_recreate": "pruned_and_recreated",
-    "start_docker": "started_docker_and_recreated",
-    "remount_and_restart": "remounted_and_restarted",
-    "wait_for_head_and_rejoin": "waited_for_head_and_rejoined",
-    "report_only": "report_only",
-}
-# A worker still running on a full disk is not recreated: pruning alone is its remedy.
-PRUNED_ONLY = "pruned"
-# A worker whose container ran through dockerd's outage (live-restore) is not recreated: starting dockerd was enough.
-STARTED_DOCKER_ONLY = "started_docker"
-# The action when the remediation's recreation was left out, as the playbook's `recreated` says.
-_WITHOUT_RECREATION = {"pruned_and_recreated": PRUNED_ONLY, "started_docker_and_recreated": STARTED_DOCKER_ONLY}
 _DIAGNOSIS_KEYS = ("exists", "container_id", "cause", "findings", "remediation", "recommendation", "repeat",
                    "record", "evidence")
 
@@ -160,9 +145,9 @@ def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path,
         worker = result.get("item") or {}
         name = worker.get("name")
         faulty = result.get("remediation") != "none"
-        action = ACTIONS.get(result.get("remediation"), "none") if recovered and faulty else "none"
-        if action in _WITHOUT_RECREATION and recreated is not None and name not in recreated:
-            action = _WITHOUT_RECREATION[action]
+        action = "none"
+        if recovered and faulty:  # what recover.yml did: _recovery_plan's table
+            action = reported_action(result.get("remediation"), recreated is None or name in recreated)
         entries.append(recovery_worker_entry(
             result, worker, action=action,
             healthy=healthy.get(name, None if faulty else True),

@@ -18,6 +18,10 @@ import re
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _container_fs as container_fs
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._recovery_plan import (  # noqa: F401 - REMEDIATION_IDS: the vocabulary diagnose() returns
+    REMEDIATION_IDS,
+    REMEDIATION_OF_CAUSE,
+)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (
     EXIT_MEANINGS,
     interpret_exit_code,
@@ -36,28 +40,6 @@ PRECEDENCE = (
     "daemon_down", "image_missing", "disk_full", "mount_lost", "oom_killed", "gpu_oom", "segfault",
     "config_error", "head_unreachable", "sigkill", "sigterm", "normal_exit", "unknown",
 )
-
-REMEDIATION_IDS = (
-    "none", "recreate_worker", "prune_and_recreate", "start_docker", "remount_and_restart",
-    "wait_for_head_and_rejoin", "report_only",
-)
-
-REMEDIATIONS = {
-    "running": "none",
-    "normal_exit": "recreate_worker",
-    "oom_killed": "recreate_worker",
-    "gpu_oom": "recreate_worker",
-    "segfault": "recreate_worker",
-    "sigterm": "recreate_worker",
-    "sigkill": "recreate_worker",
-    "disk_full": "prune_and_recreate",
-    "daemon_down": "start_docker",
-    "mount_lost": "remount_and_restart",
-    "head_unreachable": "wait_for_head_and_rejoin",
-    "image_missing": "recreate_worker",
-    "config_error": "report_only",
-    "unknown": "recreate_worker",
-}
 
 OOM_CAUSES = ("oom_killed", "gpu_oom")
 
@@ -512,7 +494,7 @@ def diagnose(observation, history=None, repeat_window_s=3600, repeat_threshold=3
         cause = "unknown"
     repeat = assess_repeat(cause, at, history, repeat_window_s, repeat_threshold,
                            observation.get("container_id"), kernel_kills)
-    remediation = "report_only" if repeat["repeated"] else REMEDIATIONS[cause]
+    remediation = "report_only" if repeat["repeated"] else REMEDIATION_OF_CAUSE[cause]
     return {
         "cause": cause,
         "findings": findings,
