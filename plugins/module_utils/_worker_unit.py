@@ -152,20 +152,20 @@ def _wait_ok(item):
             and not set(item) - {"host", "port", "check", "timeout"})
 
 
-def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None):
-    """Every problem with one declaration, one line each naming the field; [] when it is valid."""
-    if not isinstance(worker, dict):
-        return ["%s must be a dict with at least name and image, got %r" % (where or "worker", worker)]
+def _identity_errors(where, worker):
     name = worker.get("name")
-    where = "worker %s" % (name if isinstance(name, str) and name else where or "?")
     errors = ["%s: unknown key %s" % (where, k) for k in sorted(set(worker) - set(WORKER_KEYS))]
     if not isinstance(name, str) or not _NAME.match(name):
         errors.append("%s: name must match %s (it names the container and the unit), got %r"
                       % (where, _NAME.pattern, name))
     if worker.get("state", "present") not in ("present", "absent"):
         errors.append("%s: state must be present or absent" % where)
-    if worker.get("state", "present") == "absent":
-        return errors
+    return errors
+
+
+def _image_errors(where, worker):
+    """The image, its pull policy, and the container's argv lists and devices."""
+    errors = []
     image = worker.get("image")
     if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
         errors.append("%s: image is required: a docker image reference, got %r" % (where, image))
@@ -177,26 +177,36 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
     for index, device in enumerate(worker.get("devices") or []):
         if isinstance(device, str) and not device.startswith("/dev/"):
             errors.append("%s: devices[%d] must be a /dev path, got %r" % (where, index, device))
+    return errors
+
+
+def _env_variable_error(where, key, value):
+    if not isinstance(key, str) or not _ENV_NAME.match(key):
+        return "%s: env name %r is not a valid identifier ([A-Za-z_][A-Za-z0-9_]*)" % (where, key)
+    if key.startswith("FLEETWARDEN_"):
+        return "%s: env name %s is reserved (FLEETWARDEN_ variables carry the setup commands)" % (where, key)
+    if not isinstance(value, (str, int, float, bool)):
+        return "%s: env %s must be a string or a number" % (where, key)
+    if any(c in str(value) for c in "\n\r\x00"):
+        # The value itself is never printed: it may be a secret.
+        return ("%s: env %s holds a newline, carriage return or NUL, which an env file cannot carry "
+                "(docker strips a trailing \\r, so the worker would restart on every run)" % (where, key))
+    return None
+
+
+def _env_errors(where, worker):
     env = worker.get("env", {})
     if not isinstance(env, dict):
-        errors.append("%s: env must be a dict of NAME: value" % where)
-    else:
-        for key in env:
-            if not isinstance(key, str) or not _ENV_NAME.match(key):
-                errors.append("%s: env name %r is not a valid identifier ([A-Za-z_][A-Za-z0-9_]*)" % (where, key))
-            elif key.startswith("FLEETWARDEN_"):
-                errors.append("%s: env name %s is reserved (FLEETWARDEN_ variables carry the setup commands)"
-                              % (where, key))
-            elif not isinstance(env[key], (str, int, float, bool)):
-                errors.append("%s: env %s must be a string or a number" % (where, key))
-            elif any(c in str(env[key]) for c in "\n\r\x00"):
-                # The value itself is never printed: it may be a secret.
-                errors.append("%s: env %s holds a newline, carriage return or NUL, which an env file cannot carry "
-                              "(docker strips a trailing \\r, so the worker would restart on every run)" % (where, key))
-    errors += _list_errors("%s: volumes" % where, worker.get("volumes", []),
-                           lambda v: (isinstance(v, str) and len(v.split(":")) in (2, 3)
-                                      and v.split(":")[1].startswith("/")),
-                           "SOURCE:/container/path[:ro]")
+        return ["%s: env must be a dict of NAME: value" % where]
+    return [error for error in (_env_variable_error(where, key, env[key]) for key in env) if error]
+
+
+def _storage_errors(where, worker):
+    """Volumes, gcsfuse mounts and the container's sizes."""
+    errors = _list_errors("%s: volumes" % where, worker.get("volumes", []),
+                          lambda v: (isinstance(v, str) and len(v.split(":")) in (2, 3)
+                                     and v.split(":")[1].startswith("/")),
+                          "SOURCE:/container/path[:ro]")
     errors += _list_errors("%s: gcsfuse_mounts" % where, worker.get("gcsfuse_mounts", []), _mount_ok,
                            "a host mount point or {mountpoint, container_path, read_only}")
     for key in ("shm_size", "memory"):
@@ -204,18 +214,25 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
         size_ok = (_is_int(value) and value > 0) or (isinstance(value, str) and _SIZE.match(value))
         if value is not None and not size_ok:
             errors.append("%s: %s must be a size such as 512m or 16g, got %r" % (where, key, value))
+    return errors
+
+
+def _ulimit_errors(where, worker):
     ulimits = worker.get("ulimits", {})
     if not isinstance(ulimits, dict):
-        errors.append("%s: ulimits must be a dict such as {memlock: -1}" % where)
-    else:
-        for key, value in ulimits.items():
-            if key not in ULIMITS:
-                errors.append("%s: ulimits.%s is not a ulimit (known: %s)" % (where, key, ", ".join(ULIMITS)))
-            elif not (_is_int(value) or (isinstance(value, str) and _ULIMIT.match(value))):
-                errors.append("%s: ulimits.%s must be a number, -1 or SOFT:HARD, got %r" % (where, key, value))
-    for key in ("host_network", "setup_continue_on_error"):
-        if key in worker and not isinstance(worker[key], bool):
-            errors.append("%s: %s must be true or false" % (where, key))
+        return ["%s: ulimits must be a dict such as {memlock: -1}" % where]
+    errors = []
+    for key, value in ulimits.items():
+        if key not in ULIMITS:
+            errors.append("%s: ulimits.%s is not a ulimit (known: %s)" % (where, key, ", ".join(ULIMITS)))
+        elif not (_is_int(value) or (isinstance(value, str) and _ULIMIT.match(value))):
+            errors.append("%s: ulimits.%s must be a number, -1 or SOFT:HARD, got %r" % (where, key, value))
+    return errors
+
+
+def _accelerator_errors(where, worker, groups, profiles, tpu_group):
+    errors = ["%s: %s must be true or false" % (where, key) for key in ("host_network", "setup_continue_on_error")
+              if key in worker and not isinstance(worker[key], bool)]
     accelerator = worker.get("accelerator", "cpu")
     known = sorted(profiles) if profiles else ["cpu", "gpu", "tpu"]
     if accelerator not in known:
@@ -223,20 +240,28 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
     elif accelerator == "tpu" and tpu_group not in (groups or ()):
         errors.append("%s: accelerator tpu needs a host in group %s; this host is in: %s"
                       % (where, tpu_group, ", ".join(groups or ()) or "no groups"))
-    setup = worker.get("setup_commands", [])
-    errors += _list_errors("%s: setup_commands" % where, setup, lambda v: isinstance(v, str) and "\x00" not in v,
-                           "a string (one shell command)")
+    return errors
+
+
+def _alert_errors(where, alert):
+    if not isinstance(alert, dict) or set(alert) - {"command", "webhook"}:
+        return ["%s: alert must be a dict with command (argv list) and/or webhook (URL)" % where]
+    errors = []
+    if alert.get("command") is not None and not _is_str_list(alert["command"], allow_empty=False):
+        errors.append("%s: alert.command must be a non-empty argv list of strings" % where)
+    webhook = alert.get("webhook")
+    if webhook is not None and not (isinstance(webhook, str) and _URL.match(webhook)):
+        errors.append("%s: alert.webhook must be an http(s) URL" % where)
+    return errors
+
+
+def _supervision_errors(where, worker):
+    """Setup commands, probe, restart, alert, waits and the Ray head."""
+    errors = _list_errors("%s: setup_commands" % where, worker.get("setup_commands", []),
+                          lambda v: isinstance(v, str) and "\x00" not in v, "a string (one shell command)")
     errors += _probe_errors("%s: probe" % where, worker.get("probe", {}))
     errors += _restart_errors("%s: restart" % where, worker.get("restart", {}))
-    alert = worker.get("alert", {})
-    if not isinstance(alert, dict) or set(alert) - {"command", "webhook"}:
-        errors.append("%s: alert must be a dict with command (argv list) and/or webhook (URL)" % where)
-    else:
-        if alert.get("command") is not None and not _is_str_list(alert["command"], allow_empty=False):
-            errors.append("%s: alert.command must be a non-empty argv list of strings" % where)
-        webhook = alert.get("webhook")
-        if webhook is not None and not (isinstance(webhook, str) and _URL.match(webhook)):
-            errors.append("%s: alert.webhook must be an http(s) URL" % where)
+    errors += _alert_errors(where, worker.get("alert", {}))
     errors += _list_errors("%s: wait_for" % where, worker.get("wait_for", []), _wait_ok,
                            "{host, port, check: tcp|grpc, timeout: seconds (0 waits forever)}")
     if worker.get("ray_head_address") is not None and not isinstance(worker["ray_head_address"], str):
@@ -244,6 +269,21 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
     if not isinstance(worker.get("metadata", {}), dict):
         errors.append("%s: metadata must be a dict" % where)
     return errors
+
+
+def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None):
+    """Every problem with one declaration, one line each naming the field; [] when it is valid."""
+    if not isinstance(worker, dict):
+        return ["%s must be a dict with at least name and image, got %r" % (where or "worker", worker)]
+    name = worker.get("name")
+    where = "worker %s" % (name if isinstance(name, str) and name else where or "?")
+    errors = _identity_errors(where, worker)
+    if worker.get("state", "present") == "absent":
+        return errors
+    for check in (_image_errors, _env_errors, _storage_errors, _ulimit_errors):
+        errors += check(where, worker)
+    errors += _accelerator_errors(where, worker, groups, profiles, tpu_group)
+    return errors + _supervision_errors(where, worker)
 
 
 def workers_errors(workers, groups=(), profiles=None, tpu_group="tpu"):

@@ -165,8 +165,10 @@ def _ray_check(host, name, addresses, alive_ips, head_error) -> Check:
                  {"host_addresses": sorted(addresses), "alive_node_ips": sorted(alive_ips)}, "rejoin-ray")
 
 
-def docker_checks(obs: dict) -> list[Check]:
-    host, host_vars = obs["name"], obs.get("vars") or {}
+def docker_checks(obs: dict, defaults: dict) -> list[Check]:
+    """dockerd answers, with the settings declared: the host's vars, else ``defaults`` (the roles' argument specs,
+    config_checks.spec_defaults)."""
+    host, host_vars = obs["name"], dict(defaults, **(obs.get("vars") or {}))
     docker = ((obs.get("result") or {}).get("host") or {}).get("docker") or {}
     if not docker.get("answers"):
         return [Check("host.dockerd", "hosts", "FAIL", "dockerd does not answer", host,
@@ -174,16 +176,15 @@ def docker_checks(obs: dict) -> list[Check]:
     checks = [Check("host.dockerd", "hosts", "OK", f"dockerd {docker.get('version')} answers", host,
                     evidence={"version": docker.get("version"), "root_dir": docker.get("root_dir")})]
     drift = {}
-    want_live = host_vars.get("docker_engine_live_restore", True)
+    want_live = host_vars["docker_engine_live_restore"]
     if bool(docker.get("live_restore")) != bool(want_live):
         drift["live_restore"] = {"declared": bool(want_live), "running": docker.get("live_restore")}
-    want_driver = host_vars.get("docker_engine_log_driver", "json-file")
+    want_driver = host_vars["docker_engine_log_driver"]
     if docker.get("log_driver") != want_driver:
         drift["log_driver"] = {"declared": want_driver, "running": docker.get("log_driver")}
     opts = ((docker.get("daemon_json") or {}).get("log-opts")) or {}
-    for key, var, default in (("max-size", "docker_engine_log_max_size", "500m"),
-                              ("max-file", "docker_engine_log_max_file", 3)):
-        want = str(host_vars.get(var, default))
+    for key, var in (("max-size", "docker_engine_log_max_size"), ("max-file", "docker_engine_log_max_file")):
+        want = str(host_vars[var])
         if want_driver == "json-file" and str(opts.get(key)) != want:
             drift["log-opts." + key] = {"declared": want, "in_daemon_json": opts.get(key)}
     if drift:
@@ -195,9 +196,7 @@ def docker_checks(obs: dict) -> list[Check]:
     return checks
 
 
-def resource_checks(obs: dict) -> list[Check]:
-    host, host_vars = obs["name"], obs.get("vars") or {}
-    facts = (obs.get("result") or {}).get("host") or {}
+def disk_checks(host: str, host_vars: dict, facts: dict) -> list[Check]:
     checks = []
     warn, fail = threshold(host_vars, "disk_warn_pct"), threshold(host_vars, "disk_fail_pct")
     for disk in facts.get("disks") or []:
@@ -216,8 +215,13 @@ def resource_checks(obs: dict) -> list[Check]:
                                 host, evidence=ev, recommendation="watch-disk"))
         else:
             checks.append(Check("host.disk", "hosts", "OK", f"{disk['path']} {used:.1f}% used", host, evidence=ev))
-    memory = facts.get("memory") or {}
-    used = memory.get("used_pct")
+    return checks
+
+
+def memory_checks(host: str, host_vars: dict, facts: dict) -> list[Check]:
+    """Memory in use, and the kernel's OOM kills since boot."""
+    checks = []
+    used = (facts.get("memory") or {}).get("used_pct")
     if used is not None:
         mwarn, mfail = threshold(host_vars, "memory_warn_pct"), threshold(host_vars, "memory_fail_pct")
         status = "FAIL" if used >= mfail else "WARN" if used >= mwarn else "OK"
@@ -231,23 +235,35 @@ def resource_checks(obs: dict) -> list[Check]:
         checks.append(Check("host.oom", "hosts", "WARN" if kills else "OK", f"{kills} OOM kills since boot", host,
                             evidence={"oom_kill_count": kills, "uptime_s": facts.get("uptime_s")},
                             recommendation="relieve-memory" if kills else None))
+    return checks
+
+
+def gpu_check(host: str, facts: dict) -> Check:
     gpus = facts.get("gpus")
     if gpus is None:
-        checks.append(Check("host.gpu", "hosts", "SKIP", "no nvidia-smi on this host", host))
-    else:
-        bad = [g for g in gpus if g.get("error") or g.get("health") == "unhealthy"]
-        slow = [g for g in gpus if g.get("health") == "degraded"]
-        status = "FAIL" if bad else "WARN" if slow else "OK"
-        why = [f"GPU {g.get('index') if g.get('index') is not None else g.get('pci_bus_id')}: {r}"
-               for g in bad + slow for r in g.get("reasons") or []] + [f"nvidia-smi: {g['error']}"
-                                                                      for g in bad if g.get("error")]
-        checks.append(Check("host.gpu", "hosts", status, f"{len(gpus)} GPUs, {len(bad)} unhealthy, {len(slow)} "
-                            "degraded (ECC, retired pages, XID)" + ("; " + "; ".join(why[:4]) if why else ""),
-                            host, evidence={"gpus": gpus},
-                            recommendation="drain-gpu" if bad else None))
+        return Check("host.gpu", "hosts", "SKIP", "no nvidia-smi on this host", host)
+    bad = [g for g in gpus if g.get("error") or g.get("health") == "unhealthy"]
+    slow = [g for g in gpus if g.get("health") == "degraded"]
+    status = "FAIL" if bad else "WARN" if slow else "OK"
+    why = [f"GPU {g.get('index') if g.get('index') is not None else g.get('pci_bus_id')}: {r}"
+           for g in bad + slow for r in g.get("reasons") or []] + [f"nvidia-smi: {g['error']}"
+                                                                  for g in bad if g.get("error")]
+    return Check("host.gpu", "hosts", status, f"{len(gpus)} GPUs, {len(bad)} unhealthy, {len(slow)} "
+                 "degraded (ECC, retired pages, XID)" + ("; " + "; ".join(why[:4]) if why else ""),
+                 host, evidence={"gpus": gpus}, recommendation="drain-gpu" if bad else None)
+
+
+def versions_check(host: str, facts: dict) -> Check:
     versions = facts.get("versions") or {}
     python = tuple(int(p) for p in (versions.get("python") or "0.0").split(".")[:2])
     summary = "python3 {}, systemd {}, docker {}".format(*(versions.get(k) for k in ("python", "systemd", "docker")))
-    checks.append(Check("config.host_versions", "configuration", "OK" if python >= (3, 9) else "FAIL", summary,
-                        host, evidence=versions, recommendation=None if python >= (3, 9) else "deploy-workers"))
-    return checks
+    return Check("config.host_versions", "configuration", "OK" if python >= (3, 9) else "FAIL", summary,
+                 host, evidence=versions, recommendation=None if python >= (3, 9) else "deploy-workers")
+
+
+def resource_checks(obs: dict) -> list[Check]:
+    """Disk, memory and OOM kills, GPUs, and the versions of what runs the workers."""
+    host, host_vars = obs["name"], obs.get("vars") or {}
+    facts = (obs.get("result") or {}).get("host") or {}
+    return (disk_checks(host, host_vars, facts) + memory_checks(host, host_vars, facts)
+            + [gpu_check(host, facts), versions_check(host, facts)])
