@@ -26,6 +26,7 @@ import json
 import re
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import DEFAULT_DOCKER_CLI
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._fleet_groups import TPU_GROUP
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcsfuse import gcsfuse_unit_name
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import systemd_exec_line
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (  # noqa: F401 - re-exported
@@ -271,7 +272,7 @@ def _supervision_errors(where, worker):
     return errors
 
 
-def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None):
+def worker_errors(worker, groups=(), profiles=None, tpu_group=TPU_GROUP, where=None):
     """Every problem with one declaration, one line each naming the field; [] when it is valid."""
     if not isinstance(worker, dict):
         return ["%s must be a dict with at least name and image, got %r" % (where or "worker", worker)]
@@ -286,7 +287,7 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
     return errors + _supervision_errors(where, worker)
 
 
-def workers_errors(workers, groups=(), profiles=None, tpu_group="tpu"):
+def workers_errors(workers, groups=(), profiles=None, tpu_group=TPU_GROUP):
     """Problems with the whole list: each declaration's, plus names declared twice."""
     if not isinstance(workers, list):
         return ["worker_service_workers must be a list of worker declarations"]
