@@ -3,7 +3,6 @@
 import re
 from pathlib import Path
 
-import pytest
 from ansible_collections.fleetwarden.fleet.plugins.filter.recovery_plan import FilterModule
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _recovery_plan as rp
@@ -71,17 +70,13 @@ def test_a_container_that_ran_through_the_outage_is_left_running():
     assert (plan["kept_running"], plan["recreate"], plan["start_units"]) == (["up"], ["down"], [unit("down")])
 
 
-@pytest.mark.parametrize(("remediation", "recreated", "action"), [
-    ("recreate_worker", True, "recreated"),
-    ("prune_and_recreate", True, "pruned_and_recreated"),
-    ("prune_and_recreate", False, "pruned"),
-    ("start_docker", False, "started_docker"),
-    ("remount_and_restart", False, "remounted_and_restarted"),
-    ("report_only", False, "report_only"),
-    ("no_such_remediation", True, "none"),
-])
-def test_the_reported_action(remediation, recreated, action):
-    assert rp.reported_action(remediation, recreated) == action
+def test_the_reported_action():
+    # (remediation, recreated) -> the action the report names
+    expected = {("recreate_worker", True): "recreated", ("prune_and_recreate", True): "pruned_and_recreated",
+                ("prune_and_recreate", False): "pruned", ("start_docker", False): "started_docker",
+                ("remount_and_restart", False): "remounted_and_restarted", ("report_only", False): "report_only",
+                ("no_such_remediation", True): "none"}
+    assert {case: rp.reported_action(*case) for case in expected} == expected
 
 
 def test_the_filter_hands_the_plan_to_remediate_yml():
