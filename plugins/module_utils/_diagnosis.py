@@ -366,16 +366,9 @@ def classify(observation):
     return findings
 
 
-def _classify_death(observation, add_finding):
-    added = []
-
-    def add(cause, reason):
-        added.append(cause)
-        add_finding(cause, reason)
-
-    state = _state(observation)
+def _oom_findings(observation, state, add):
+    """The kernel's or docker's OOM kill, and an accelerator out-of-memory the log reports."""
     code = state.get("ExitCode")
-    lines = observation.get("log_lines") or []
     if state.get("OOMKilled"):
         add("oom_killed", "docker inspect State.OOMKilled is true (exit status {0})".format(code))
     elif code == 137 and _oom_evidence(observation):
@@ -383,10 +376,15 @@ def _classify_death(observation, add_finding):
         add("oom_killed", "kernel OOM killer killed {0} (pid {1}) {2}: {3}".format(
             event["process"], event["pid"],
             "in this container" if event.get("this_container") else "(cgroup unknown)", event["line"]))
-    gpu_oom = find_gpu_oom(lines)
+    gpu_oom = find_gpu_oom(observation.get("log_lines") or [])
     if gpu_oom and code != 0:
         add("gpu_oom", "{0} reported accelerator out-of-memory: {1}".format(
             gpu_oom[-1]["framework"], gpu_oom[-1]["line"].strip()))
+
+
+def _exit_status_findings(state, add, added):
+    """What the exit status (and docker's error) alone says."""
+    code = state.get("ExitCode")
     if code == 139:
         add("segfault", "exit status 139: " + EXIT_MEANINGS[139])
     if code in (125, 126, 127) or state.get("Error"):
@@ -399,16 +397,34 @@ def _classify_death(observation, add_finding):
         add("sigterm", "exit status 143: " + EXIT_MEANINGS[143])
     if code == 0 and parse_timestamp(state.get("StartedAt")) is not None:
         add("normal_exit", "the main process exited with status 0")
-    enospc = find_enospc(lines)
-    if enospc and observation.get("bounded_filesystems") and not any(
-            disk.get("full") for disk in observation.get("disks") or []):
+
+
+def _enospc_findings(observation, add):
+    """No space left on device in the log: a bounded container filesystem, or one the checks do not see."""
+    enospc = find_enospc(observation.get("log_lines") or [])
+    if not enospc or any(disk.get("full") for disk in observation.get("disks") or []):
+        return
+    if observation.get("bounded_filesystems"):
         add("disk_full", container_fs.full_filesystem_reason(enospc[-1]["line"], observation["bounded_filesystems"]))
-    elif enospc and not any(disk.get("full") for disk in observation.get("disks") or []):
+    else:
         add("unknown", "the log says '{0}' but docker's root and / are below the threshold: a container "
                        "filesystem such as /dev/shm (ShmSize {1} bytes) or a volume filled up".format(
                            enospc[-1]["line"].strip(), observation.get("shm_size")))
+
+
+def _classify_death(observation, add_finding):
+    added = []
+
+    def add(cause, reason):
+        added.append(cause)
+        add_finding(cause, reason)
+
+    state = _state(observation)
+    _oom_findings(observation, state, add)
+    _exit_status_findings(state, add, added)
+    _enospc_findings(observation, add)
     if not added:
-        add("unknown", interpret_exit_code(code)["meaning"])
+        add("unknown", interpret_exit_code(state.get("ExitCode"))["meaning"])
 
 
 def assess_repeat(cause, at, history, window_s, threshold, container_id=None, kernel_kills=0):

@@ -89,14 +89,9 @@ def _list_errors(where, value, element_check, what):
     return ["%s[%d] must be %s, got %r" % (where, i, what, v) for i, v in enumerate(value) if not element_check(v)]
 
 
-def _probe_errors(where, probe):
-    if not isinstance(probe, dict):
-        return ["%s must be a dict" % where]
-    errors = ["%s: unknown key %s (known: %s)" % (where, k, ", ".join(PROBE_KEYS))
-              for k in sorted(set(probe) - set(PROBE_KEYS))]
-    for key in ("interval", "timeout"):
-        if key in probe and not (_is_number(probe[key]) and probe[key] > 0):
-            errors.append("%s.%s must be a number of seconds above 0, got %r" % (where, key, probe[key]))
+def _probe_rhythm_errors(where, probe):
+    errors = ["%s.%s must be a number of seconds above 0, got %r" % (where, key, probe[key])
+              for key in ("interval", "timeout") if key in probe and not (_is_number(probe[key]) and probe[key] > 0)]
     if "failure_threshold" in probe and not (_is_int(probe["failure_threshold"]) and probe["failure_threshold"] >= 1):
         errors.append("%s.failure_threshold must be a whole number of at least 1, got %r"
                       % (where, probe["failure_threshold"]))
@@ -104,17 +99,30 @@ def _probe_errors(where, probe):
         errors.append("%s.start_period must be a number of seconds, 0 or more, got %r" % (where, probe["start_period"]))
     if "enabled" in probe and not isinstance(probe["enabled"], bool):
         errors.append("%s.enabled must be true or false" % where)
-    heartbeat = probe.get("heartbeat")
-    if heartbeat is not None:
-        if not (isinstance(heartbeat, dict) and isinstance(heartbeat.get("path"), str)
-                and heartbeat["path"].startswith("/") and _is_number(heartbeat.get("max_age"))
-                and heartbeat["max_age"] > 0):
-            errors.append("%s.heartbeat must be {path: /absolute/path/in/container, max_age: seconds}" % where)
+    return errors
+
+
+def _heartbeat_ok(heartbeat):
+    return (isinstance(heartbeat, dict) and isinstance(heartbeat.get("path"), str)
+            and heartbeat["path"].startswith("/") and _is_number(heartbeat.get("max_age"))
+            and heartbeat["max_age"] > 0)
+
+
+def _raylet_ok(raylet):
+    return isinstance(raylet, dict) and _is_int(raylet.get("port")) and 0 < raylet["port"] < 65536
+
+
+def _probe_errors(where, probe):
+    if not isinstance(probe, dict):
+        return ["%s must be a dict" % where]
+    errors = ["%s: unknown key %s (known: %s)" % (where, k, ", ".join(PROBE_KEYS))
+              for k in sorted(set(probe) - set(PROBE_KEYS))]
+    errors += _probe_rhythm_errors(where, probe)
+    if probe.get("heartbeat") is not None and not _heartbeat_ok(probe["heartbeat"]):
+        errors.append("%s.heartbeat must be {path: /absolute/path/in/container, max_age: seconds}" % where)
     if probe.get("command") is not None and not _is_str_list(probe["command"], allow_empty=False):
         errors.append("%s.command must be a non-empty argv list of strings (run with docker exec)" % where)
-    raylet = probe.get("raylet")
-    if raylet is not None and not (isinstance(raylet, dict) and _is_int(raylet.get("port"))
-                                   and 0 < raylet["port"] < 65536):
+    if probe.get("raylet") is not None and not _raylet_ok(probe["raylet"]):
         errors.append("%s.raylet must be {port: the raylet's --node-manager-port}" % where)
     return errors
 
