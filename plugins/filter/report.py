@@ -128,6 +128,24 @@ def recovery_worker_entry(diagnosis, worker, action=None, healthy=None, incident
     return entry
 
 
+def _host_report_entry(result, recovered, healthy, incident_dirs, seconds, recreated, verification):
+    """One worker's entry of the host report: its diagnosis, what recover.yml did and the settle verdict."""
+    worker = result.get("item") or {}
+    name = worker.get("name")
+    faulty = result.get("remediation") != "none"
+    action = "none"
+    if recovered and faulty:  # what recover.yml did: _recovery_plan's table
+        action = reported_action(result.get("remediation"), recreated is None or name in recreated)
+    entry = recovery_worker_entry(result, worker, action=action, healthy=healthy.get(name, None if faulty else True),
+                                  incident_dir=incident_dirs.get(name),
+                                  seconds=seconds if recovered and faulty else None)
+    entry["verification"] = verification.get(name)
+    if isinstance(verification.get(name), dict) and verification[name].get("healthy") is False:
+        entry["recommendation"] = ("Still failing after recovery, needs a person: %s. %s"
+                                   % (verification[name].get("reason"), entry["recommendation"]))
+    return entry
+
+
 def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path, generated_at, recovered=False,
                          healthy=None, incident_dirs=None, seconds=None, node=None, gpu=None,
                          include_sensitive=False, recreated=None, verification=None):
@@ -137,25 +155,8 @@ def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path,
     recreated (None: every faulty one but report_only); `healthy` and `incident_dirs` map worker names to the
     verification result and the evidence directory; `verification` maps them to the settle-window verdict.
     """
-    healthy = healthy or {}
-    verification = verification or {}
-    incident_dirs = incident_dirs or {}
-    entries = []
-    for result in diagnosis_results or []:
-        worker = result.get("item") or {}
-        name = worker.get("name")
-        faulty = result.get("remediation") != "none"
-        action = "none"
-        if recovered and faulty:  # what recover.yml did: _recovery_plan's table
-            action = reported_action(result.get("remediation"), recreated is None or name in recreated)
-        entries.append(recovery_worker_entry(
-            result, worker, action=action,
-            healthy=healthy.get(name, None if faulty else True),
-            incident_dir=incident_dirs.get(name), seconds=seconds if recovered and faulty else None))
-        entries[-1]["verification"] = verification.get(name)
-        if isinstance(verification.get(name), dict) and verification[name].get("healthy") is False:
-            entries[-1]["recommendation"] = ("Still failing after recovery, needs a person: %s. %s"
-                                             % (verification[name].get("reason"), entries[-1]["recommendation"]))
+    entries = [_host_report_entry(result, recovered, healthy or {}, incident_dirs or {}, seconds, recreated,
+                                  verification or {}) for result in diagnosis_results or []]
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "host",

@@ -103,6 +103,28 @@ def _kept_on_full_disk(result):
     return result.get("cause") == "disk_full" and bool((_evidence(result).get("state") or {}).get("Running"))
 
 
+def _with(faulty, remediation):
+    return [result for result in faulty if result.get("remediation") == remediation]
+
+
+def _to_recreate(faulty):
+    """The workers whose remedy recreates them, but for those still running on a full disk."""
+    on_full_disk = [_name(result) for result in faulty if _kept_on_full_disk(result)]
+    return _unique(_name(result) for result in faulty
+                   if _remedy(result)["recreates"] and _name(result) not in on_full_disk)
+
+
+def _lost_mounts(faulty):
+    return _unique(mount.get("path") for result in _with(faulty, "remount_and_restart")
+                   for mount in _evidence(result).get("mounts") or [] if not mount.get("healthy"))
+
+
+def _ray_heads(faulty):
+    addresses = ((_evidence(result).get("ray_head") or {}).get("address")
+                 for result in _with(faulty, "wait_for_head_and_rejoin"))
+    return _unique(address for address in addresses if address)
+
+
 def plan(faulty, outage_evidence=None):
     """The plan of one host's recovery.
 
@@ -117,19 +139,13 @@ def plan(faulty, outage_evidence=None):
     """
     faulty = [result for result in faulty or [] if isinstance(result, dict)]
     host_actions = set(_remedy(result)["host_action"] for result in faulty)
-    on_full_disk = [_name(result) for result in faulty if _kept_on_full_disk(result)]
-    recreate = _unique(_name(result) for result in faulty
-                       if _remedy(result)["recreates"] and _name(result) not in on_full_disk)
+    recreate = _to_recreate(faulty)
     kept_running = []
     if "start_docker" in host_actions and outage_evidence is not None:
         kept_running = [worker.get("name") for worker in outage_evidence if worker.get("running")]
         recreate = [name for name in recreate if name not in kept_running]
-    daemon_down = [_name(result) for result in faulty if result.get("remediation") == "start_docker"]
-    lost_mounts = _unique(mount.get("path") for result in faulty if result.get("remediation") == "remount_and_restart"
-                          for mount in _evidence(result).get("mounts") or [] if not mount.get("healthy"))
-    ray_heads = _unique(address for address in (
-        (_evidence(result).get("ray_head") or {}).get("address") for result in faulty
-        if result.get("remediation") == "wait_for_head_and_rejoin") if address)
+    daemon_down = [_name(result) for result in _with(faulty, "start_docker")]
+    lost_mounts, ray_heads = _lost_mounts(faulty), _ray_heads(faulty)
     needed = {"start_docker": "start_docker" in host_actions, "prune": "prune" in host_actions,
               "remount": bool(lost_mounts), "wait_for_head": bool(ray_heads), "recreate": bool(recreate)}
     return {

@@ -187,6 +187,17 @@ _MISSING_CONTAINER = {"exists": False, "id": None, "running": False, "status": "
                       "error": None, "image_id": None, "digest": None, "started_at": None, "address": None}
 
 
+def _exit(state, running, finished):
+    """The last exit and its meaning; None while it runs or before it ever ran."""
+    # A container that never started (exec failed) has no FinishedAt, but an ExitCode and an Error.
+    if running or (finished is None and not state.get("ExitCode") and not state.get("Error")):
+        return None
+    exit_info = interpret_exit_code(state.get("ExitCode"))
+    if state.get("OOMKilled"):
+        exit_info["meaning"] = "killed by the kernel OOM killer (%s)" % exit_info["meaning"]
+    return exit_info
+
+
 def container_summary(inspected, now):
     """One ``docker inspect`` object -> {exists, id, running, status, uptime_s, exit, exit_code, started_at,
     address, ...}. The env is never read."""
@@ -198,19 +209,14 @@ def container_summary(inspected, now):
     started = parse_timestamp(started_text) if started_text and not started_text.startswith("0001-") else None
     finished = parse_timestamp(state.get("FinishedAt"))
     running = bool(state.get("Running"))
-    exit_info = None
-    # A container that never started (exec failed) has no FinishedAt, but an ExitCode and an Error.
-    if not running and (finished is not None or state.get("ExitCode") or state.get("Error")):
-        exit_info = interpret_exit_code(state.get("ExitCode"))
-        if state.get("OOMKilled"):
-            exit_info["meaning"] = "killed by the kernel OOM killer (%s)" % exit_info["meaning"]
     labels = (inspected.get("Config") or {}).get("Labels") or {}
     networks = ((inspected.get("NetworkSettings") or {}).get("Networks") or {}).values()
     return {"exists": True, "id": inspected.get("Id"), "running": running, "status": state.get("Status") or "unknown",
             "pid": state.get("Pid") or None,
             "uptime_s": round(now - started, 1) if running and started else None,
             "finished_ago_s": round(now - finished, 1) if finished else None,
-            "exit": exit_info, "exit_code": state.get("ExitCode"), "oom_killed": bool(state.get("OOMKilled")),
+            "exit": _exit(state, running, finished), "exit_code": state.get("ExitCode"),
+            "oom_killed": bool(state.get("OOMKilled")),
             "error": state.get("Error") or None, "image_id": inspected.get("Image"),
             "digest": labels.get("io.fleetwarden.declaration"), "started_at": started,
             "address": next((n.get("IPAddress") for n in networks if n.get("IPAddress")), None)}

@@ -303,11 +303,7 @@ class ContainerDiagnosis:
         image_present = None
         if daemon["healthy"] and container is None and params["image"]:
             image_present = self.image_present(params["image"])
-        log_tail, log_error = self.read_logs() if container else ([], None)
-        if not params["include_sensitive"]:
-            secrets = diag.env_secrets(((container or {}).get("Config") or {}).get("Env"))
-            log_tail = [diag.redact_secrets(line, secrets) for line in log_tail]
-        log_text = [diag.strip_docker_timestamp(line)[1] for line in log_tail]
+        log_tail, log_error, log_text = self.logs(container)
 
         running = diag.is_running(state)
         at = (None if running else node.parse_timestamp(state.get("FinishedAt"))) or now()
@@ -339,6 +335,15 @@ class ContainerDiagnosis:
             exists=container is not None, container_id=container_id,
             record={"cause": result["cause"], "at": at, "container_id": container_id})
         return result
+
+    def logs(self, container):
+        """(the log tail as the evidence shows it, why it could not be read, its lines without timestamps); secrets
+        in the container's env are redacted unless include_sensitive."""
+        log_tail, log_error = self.read_logs() if container else ([], None)
+        if not self.params["include_sensitive"]:
+            secrets = diag.env_secrets(((container or {}).get("Config") or {}).get("Env"))
+            log_tail = [diag.redact_secrets(line, secrets) for line in log_tail]
+        return log_tail, log_error, [diag.strip_docker_timestamp(line)[1] for line in log_tail]
 
     def _docker(self, *args):
         return self.module.run_command([self.docker, *args])
