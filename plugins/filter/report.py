@@ -28,25 +28,10 @@ import json
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import unit_names
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._recovery_plan import reported_action
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import unit_names
 
 SCHEMA_VERSION = 1
-# What recover.yml does for each remediation id (docs/recovery.md).
-ACTIONS = {
-    "none": "none",
-    "recreate_worker": "recreated",
-    "prune_and_recreate": "pruned_and_recreated",
-    "start_docker": "started_docker_and_recreated",
-    "remount_and_restart": "remounted_and_restarted",
-    "wait_for_head_and_rejoin": "waited_for_head_and_rejoined",
-    "report_only": "report_only",
-}
-# A worker still running on a full disk is not recreated: pruning alone is its remedy.
-PRUNED_ONLY = "pruned"
-# A worker whose container ran through dockerd's outage (live-restore) is not recreated: starting dockerd was enough.
-STARTED_DOCKER_ONLY = "started_docker"
-# The action when the remediation's recreation was left out, as the playbook's `recreated` says.
-_WITHOUT_RECREATION = {"pruned_and_recreated": PRUNED_ONLY, "started_docker_and_recreated": STARTED_DOCKER_ONLY}
 _DIAGNOSIS_KEYS = ("exists", "container_id", "cause", "findings", "remediation", "recommendation", "repeat",
                    "record", "evidence")
 
@@ -143,6 +128,24 @@ def recovery_worker_entry(diagnosis, worker, action=None, healthy=None, incident
     return entry
 
 
+def _host_report_entry(result, recovered, healthy, incident_dirs, seconds, recreated, verification):
+    """One worker's entry of the host report: its diagnosis, what recover.yml did and the settle verdict."""
+    worker = result.get("item") or {}
+    name = worker.get("name")
+    faulty = result.get("remediation") != "none"
+    action = "none"
+    if recovered and faulty:  # what recover.yml did: _recovery_plan's table
+        action = reported_action(result.get("remediation"), recreated is None or name in recreated)
+    entry = recovery_worker_entry(result, worker, action=action, healthy=healthy.get(name, None if faulty else True),
+                                  incident_dir=incident_dirs.get(name),
+                                  seconds=seconds if recovered and faulty else None)
+    entry["verification"] = verification.get(name)
+    if isinstance(verification.get(name), dict) and verification[name].get("healthy") is False:
+        entry["recommendation"] = ("Still failing after recovery, needs a person: %s. %s"
+                                   % (verification[name].get("reason"), entry["recommendation"]))
+    return entry
+
+
 def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path, generated_at, recovered=False,
                          healthy=None, incident_dirs=None, seconds=None, node=None, gpu=None,
                          include_sensitive=False, recreated=None, verification=None):
@@ -152,25 +155,8 @@ def recovery_host_report(diagnosis_results, host, playbook, run_id, report_path,
     recreated (None: every faulty one but report_only); `healthy` and `incident_dirs` map worker names to the
     verification result and the evidence directory; `verification` maps them to the settle-window verdict.
     """
-    healthy = healthy or {}
-    verification = verification or {}
-    incident_dirs = incident_dirs or {}
-    entries = []
-    for result in diagnosis_results or []:
-        worker = result.get("item") or {}
-        name = worker.get("name")
-        faulty = result.get("remediation") != "none"
-        action = ACTIONS.get(result.get("remediation"), "none") if recovered and faulty else "none"
-        if action in _WITHOUT_RECREATION and recreated is not None and name not in recreated:
-            action = _WITHOUT_RECREATION[action]
-        entries.append(recovery_worker_entry(
-            result, worker, action=action,
-            healthy=healthy.get(name, None if faulty else True),
-            incident_dir=incident_dirs.get(name), seconds=seconds if recovered and faulty else None))
-        entries[-1]["verification"] = verification.get(name)
-        if isinstance(verification.get(name), dict) and verification[name].get("healthy") is False:
-            entries[-1]["recommendation"] = ("Still failing after recovery, needs a person: %s. %s"
-                                             % (verification[name].get("reason"), entries[-1]["recommendation"]))
+    entries = [_host_report_entry(result, recovered, healthy or {}, incident_dirs or {}, seconds, recreated,
+                                  verification or {}) for result in diagnosis_results or []]
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "host",

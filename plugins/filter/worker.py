@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._fleet_groups import TPU_GROUP
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import (
     unit_names,
     unpullable_errors,
@@ -20,7 +21,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit imp
 )
 
 
-def worker_errors(workers, groups=None, profiles=None, tpu_group="tpu"):
+def worker_errors(workers, groups=None, profiles=None, tpu_group=TPU_GROUP):
     """Problems with a list of worker declarations (never shows env values)."""
     return workers_errors(workers, list(groups or []), profiles, tpu_group)
 

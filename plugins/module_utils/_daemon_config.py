@@ -146,21 +146,8 @@ def restart_required(keys):
     return any(key not in RELOADABLE_KEYS for key in keys)
 
 
-def _validate_log_opts(driver, log_opts):
-    errors = []
-    if not isinstance(log_opts, dict):
-        return ["log-opts: must be an object of option names to strings"]
-    for key, value in sorted(log_opts.items()):
-        if not isinstance(value, str):
-            errors.append("log-opts.%s: must be a string (dockerd rejects %s values), got %r"
-                          % (key, type(value).__name__, value))
-    if errors:
-        return errors
-    known = LOG_OPTS_BY_DRIVER.get(driver)
-    if known is not None:
-        for key in sorted(set(log_opts) - set(known)):
-            errors.append("log-opts.%s: not an option of the %s log driver (known: %s)"
-                          % (key, driver, ", ".join(known) or "none"))
+def _rotation(log_opts, errors):
+    """(max-size in bytes, max-file) as parsed, None where absent or bad; what is bad is added to ``errors``."""
     max_size = max_file = None
     if "max-size" in log_opts:
         try:
@@ -173,17 +160,36 @@ def _validate_log_opts(driver, log_opts):
             errors.append("log-opts.max-file: must be a whole number of at least 1, got %r" % (text,))
         else:
             max_file = int(text)
+    return max_size, max_file
+
+
+def _compress_errors(driver, log_opts, max_size, max_file):
+    try:
+        compress = parse_go_bool(log_opts["compress"])
+    except ValueError as exc:
+        return ["log-opts.compress: %s" % exc]
+    # Only judged when max-size and max-file parsed: a bad value is reported once, by _rotation.
+    unparsed = (max_size is None and "max-size" in log_opts) or (max_file is None and "max-file" in log_opts)
+    if compress and driver == "json-file" and not unparsed and ((max_file or 1) < 2 or max_size is None):
+        return ["log-opts.compress: json-file compresses rotated files only, so it needs "
+                "max-size and a max-file of at least 2"]
+    return []
+
+
+def _validate_log_opts(driver, log_opts):
+    if not isinstance(log_opts, dict):
+        return ["log-opts: must be an object of option names to strings"]
+    errors = ["log-opts.%s: must be a string (dockerd rejects %s values), got %r" % (key, type(value).__name__, value)
+              for key, value in sorted(log_opts.items()) if not isinstance(value, str)]
+    if errors:
+        return errors
+    known = LOG_OPTS_BY_DRIVER.get(driver)
+    if known is not None:
+        errors += ["log-opts.%s: not an option of the %s log driver (known: %s)"
+                   % (key, driver, ", ".join(known) or "none") for key in sorted(set(log_opts) - set(known))]
+    max_size, max_file = _rotation(log_opts, errors)
     if "compress" in log_opts:
-        try:
-            compress = parse_go_bool(log_opts["compress"])
-        except ValueError as exc:
-            errors.append("log-opts.compress: %s" % exc)
-        else:
-            # Only judged when max-size and max-file parsed: a bad value is reported once, above.
-            unparsed = (max_size is None and "max-size" in log_opts) or (max_file is None and "max-file" in log_opts)
-            if compress and driver == "json-file" and not unparsed and ((max_file or 1) < 2 or max_size is None):
-                errors.append("log-opts.compress: json-file compresses rotated files only, so it needs "
-                              "max-size and a max-file of at least 2")
+        errors += _compress_errors(driver, log_opts, max_size, max_file)
     return errors
 
 
@@ -203,22 +209,24 @@ def _validate_runtimes(runtimes):
     return errors
 
 
-def validate_daemon_config(config):
-    """Every problem dockerd would have with this config, one line each, naming the key. [] when valid."""
-    errors = []
-    for key in _BOOL_KEYS:
-        if key in config and not isinstance(config[key], bool):
-            errors.append("%s: must be true or false, got %r" % (key, config[key]))
-    for key in _STRING_KEYS:
-        if key in config and not isinstance(config[key], str):
-            errors.append("%s: must be a string, got %r" % (key, config[key]))
+def _type_errors(config):
+    """Keys whose value is not of the type dockerd wants."""
+    errors = ["%s: must be true or false, got %r" % (key, config[key]) for key in _BOOL_KEYS
+              if key in config and not isinstance(config[key], bool)]
+    errors += ["%s: must be a string, got %r" % (key, config[key]) for key in _STRING_KEYS
+               if key in config and not isinstance(config[key], str)]
     for key in _STRING_LIST_KEYS:
         value = config.get(key, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             errors.append("%s: must be a list of strings, got %r" % (key, value))
-    for key in _INT_KEYS:
-        if key in config and (isinstance(config[key], bool) or not isinstance(config[key], int)):
-            errors.append("%s: must be a whole number, got %r" % (key, config[key]))
+    errors += ["%s: must be a whole number, got %r" % (key, config[key]) for key in _INT_KEYS
+               if key in config and (isinstance(config[key], bool) or not isinstance(config[key], int))]
+    return errors
+
+
+def validate_daemon_config(config):
+    """Every problem dockerd would have with this config, one line each, naming the key. [] when valid."""
+    errors = _type_errors(config)
     if "log-level" in config and config["log-level"] not in LOG_LEVELS:
         errors.append("log-level: %r is not one of %s" % (config["log-level"], ", ".join(LOG_LEVELS)))
 

@@ -18,6 +18,15 @@ import re
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _container_fs as container_fs
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._recovery_plan import (  # noqa: F401 - REMEDIATION_IDS: the vocabulary diagnose() returns
+    REMEDIATION_IDS,
+    REMEDIATION_OF_CAUSE,
+)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (
+    EXIT_MEANINGS,
+    interpret_exit_code,
+    unit_names,
+)
 
 CAUSES = (
     "running", "normal_exit", "oom_killed", "gpu_oom", "segfault", "sigterm", "sigkill",
@@ -32,44 +41,7 @@ PRECEDENCE = (
     "config_error", "head_unreachable", "sigkill", "sigterm", "normal_exit", "unknown",
 )
 
-REMEDIATION_IDS = (
-    "none", "recreate_worker", "prune_and_recreate", "start_docker", "remount_and_restart",
-    "wait_for_head_and_rejoin", "report_only",
-)
-
-REMEDIATIONS = {
-    "running": "none",
-    "normal_exit": "recreate_worker",
-    "oom_killed": "recreate_worker",
-    "gpu_oom": "recreate_worker",
-    "segfault": "recreate_worker",
-    "sigterm": "recreate_worker",
-    "sigkill": "recreate_worker",
-    "disk_full": "prune_and_recreate",
-    "daemon_down": "start_docker",
-    "mount_lost": "remount_and_restart",
-    "head_unreachable": "wait_for_head_and_rejoin",
-    "image_missing": "recreate_worker",
-    "config_error": "report_only",
-    "unknown": "recreate_worker",
-}
-
 OOM_CAUSES = ("oom_killed", "gpu_oom")
-
-_SIGNALS = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE",
-            9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM"}
-
-EXIT_MEANINGS = {
-    0: "exited normally with status 0",
-    1: "general application error (status 1)",
-    125: "docker could not create or start the container (status 125)",
-    126: "the container command could not be invoked: not executable or permission denied (status 126)",
-    127: "the container command was not found (status 127)",
-    137: "killed by SIGKILL (128+9): the kernel OOM killer, docker kill, or a stop timeout",
-    139: "segmentation fault, SIGSEGV (128+11)",
-    143: "terminated by SIGTERM (128+15): docker stop, systemctl stop, a shutdown or a preemption",
-    255: "exit status 255: the program exited with -1 or an unspecified fatal error",
-}
 
 # Accelerator out-of-memory messages as the frameworks print them. TPU HBM exhaustion (JAX/XLA)
 # counts as gpu_oom: the remedy is the same.
@@ -99,22 +71,6 @@ _SECRET_VALUES = (
 )
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)", re.I)
 _KEY_VALUE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_.-]*)(=|: ?)(\S+)")
-
-
-def interpret_exit_code(code):
-    """{code, signal, meaning} for a container exit status."""
-    if code is None:
-        return {"code": None, "signal": None, "meaning": "no exit status"}
-    signal = _SIGNALS.get(code - 128) if 128 < code < 160 else None
-    meaning = EXIT_MEANINGS.get(code)
-    if meaning is None:
-        if signal:
-            meaning = "killed by {0} (128+{1})".format(signal, code - 128)
-        elif 128 < code < 160:
-            meaning = "killed by signal {0} (128+{0})".format(code - 128)
-        else:
-            meaning = "application-specific exit status {0}".format(code)
-    return {"code": code, "signal": signal, "meaning": meaning}
 
 
 def strip_docker_timestamp(line):
@@ -410,16 +366,9 @@ def classify(observation):
     return findings
 
 
-def _classify_death(observation, add_finding):
-    added = []
-
-    def add(cause, reason):
-        added.append(cause)
-        add_finding(cause, reason)
-
-    state = _state(observation)
+def _oom_findings(observation, state, add):
+    """The kernel's or docker's OOM kill, and an accelerator out-of-memory the log reports."""
     code = state.get("ExitCode")
-    lines = observation.get("log_lines") or []
     if state.get("OOMKilled"):
         add("oom_killed", "docker inspect State.OOMKilled is true (exit status {0})".format(code))
     elif code == 137 and _oom_evidence(observation):
@@ -427,10 +376,15 @@ def _classify_death(observation, add_finding):
         add("oom_killed", "kernel OOM killer killed {0} (pid {1}) {2}: {3}".format(
             event["process"], event["pid"],
             "in this container" if event.get("this_container") else "(cgroup unknown)", event["line"]))
-    gpu_oom = find_gpu_oom(lines)
+    gpu_oom = find_gpu_oom(observation.get("log_lines") or [])
     if gpu_oom and code != 0:
         add("gpu_oom", "{0} reported accelerator out-of-memory: {1}".format(
             gpu_oom[-1]["framework"], gpu_oom[-1]["line"].strip()))
+
+
+def _exit_status_findings(state, add, added):
+    """What the exit status (and docker's error) alone says."""
+    code = state.get("ExitCode")
     if code == 139:
         add("segfault", "exit status 139: " + EXIT_MEANINGS[139])
     if code in (125, 126, 127) or state.get("Error"):
@@ -443,16 +397,34 @@ def _classify_death(observation, add_finding):
         add("sigterm", "exit status 143: " + EXIT_MEANINGS[143])
     if code == 0 and parse_timestamp(state.get("StartedAt")) is not None:
         add("normal_exit", "the main process exited with status 0")
-    enospc = find_enospc(lines)
-    if enospc and observation.get("bounded_filesystems") and not any(
-            disk.get("full") for disk in observation.get("disks") or []):
+
+
+def _enospc_findings(observation, add):
+    """No space left on device in the log: a bounded container filesystem, or one the checks do not see."""
+    enospc = find_enospc(observation.get("log_lines") or [])
+    if not enospc or any(disk.get("full") for disk in observation.get("disks") or []):
+        return
+    if observation.get("bounded_filesystems"):
         add("disk_full", container_fs.full_filesystem_reason(enospc[-1]["line"], observation["bounded_filesystems"]))
-    elif enospc and not any(disk.get("full") for disk in observation.get("disks") or []):
+    else:
         add("unknown", "the log says '{0}' but docker's root and / are below the threshold: a container "
                        "filesystem such as /dev/shm (ShmSize {1} bytes) or a volume filled up".format(
                            enospc[-1]["line"].strip(), observation.get("shm_size")))
+
+
+def _classify_death(observation, add_finding):
+    added = []
+
+    def add(cause, reason):
+        added.append(cause)
+        add_finding(cause, reason)
+
+    state = _state(observation)
+    _oom_findings(observation, state, add)
+    _exit_status_findings(state, add, added)
+    _enospc_findings(observation, add)
     if not added:
-        add("unknown", interpret_exit_code(code)["meaning"])
+        add("unknown", interpret_exit_code(state.get("ExitCode"))["meaning"])
 
 
 def assess_repeat(cause, at, history, window_s, threshold, container_id=None, kernel_kills=0):
@@ -538,7 +510,7 @@ def diagnose(observation, history=None, repeat_window_s=3600, repeat_threshold=3
         cause = "unknown"
     repeat = assess_repeat(cause, at, history, repeat_window_s, repeat_threshold,
                            observation.get("container_id"), kernel_kills)
-    remediation = "report_only" if repeat["repeated"] else REMEDIATIONS[cause]
+    remediation = "report_only" if repeat["repeated"] else REMEDIATION_OF_CAUSE[cause]
     return {
         "cause": cause,
         "findings": findings,
@@ -567,8 +539,7 @@ def diagnosis_request(worker, ray_head_address=None):
     says why it died)."""
     if not isinstance(worker, dict) or not worker.get("name"):
         raise ValueError("every worker needs a name, got %r" % (worker,))
-    # The unit as _worker_unit.unit_names names it (not imported: see test_diagnosis, which holds the two together).
-    request = {"name": worker["name"], "unit": "fleetwarden-worker-%s.service" % worker["name"],
+    request = {"name": worker["name"], "unit": unit_names(worker["name"])["worker"],
                "image": worker.get("image"), "mounts": worker_mount_points(worker.get("gcsfuse_mounts"))}
     is_head = (worker.get("metadata") or {}).get("ray_role") == "head"
     head = worker.get("ray_head_address") or ray_head_address

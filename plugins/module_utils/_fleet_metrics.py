@@ -10,6 +10,9 @@ docker inspect and events, nvidia-smi, the kernel log, statvfs).
 - ``parse_docker_events``, ``parse_xid_events``: parsers of command output.
 - ``restart_window``, ``count_events``: the small state kept between runs (restarts per hour, OOM kills).
 
+What a worker is (its declarations, unit properties, container, whether its restarts are exhausted, the restart
+window) is ``_worker_state``'s: the collector asks it.
+
 Runs on managed hosts (imported by the collector) and in unit tests: standard library only.
 """
 
@@ -20,12 +23,12 @@ __metaclass__ = type
 import json
 import re
 
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (
+    RESTART_WINDOW_S,
+    restarts_exhausted,
+)
 
 MIB = 1024 * 1024
-# systemd's start limit window of a worker unit (StartLimitIntervalSec=3600 in _worker_unit).
-RESTART_WINDOW_S = 3600
-UNIT_PROPERTIES = ("Id", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus", "ExecMainCode")
 
 # name -> (type, help, labels). Counters end in _total; units are in the name.
 METRICS = {
@@ -205,26 +208,12 @@ def count_xids(counts, events, gpus):
     return counts
 
 
-def container_facts(inspect):
-    """One `docker inspect` object -> {running, exit_code, oom_killed, started_at, pid, address} (None if absent)."""
-    if not inspect:
-        return None
-    state = inspect.get("State") or {}
-    networks = ((inspect.get("NetworkSettings") or {}).get("Networks") or {}).values()
-    address = next((n.get("IPAddress") for n in networks if n.get("IPAddress")), None)
-    started = state.get("StartedAt")
-    started_at = parse_timestamp(started) if started and not started.startswith("0001-") else None
-    return {"running": bool(state.get("Running")), "exit_code": state.get("ExitCode"),
-            "oom_killed": bool(state.get("OOMKilled")), "started_at": started_at, "pid": state.get("Pid") or 0,
-            "address": address}
-
-
 def worker_samples(decl, unit, container, death=None, restarts_in_window=0, heartbeat_age=None, probe_ok=None,
                    mounts_ok=True):
     """Samples of one worker.
 
     decl: the declaration JSON; unit: its worker unit's properties (parse_systemctl_show_units) or {}; container:
-    container_facts() or None; death: the last die event seen for it (count_events) or None;
+    _worker_state.container_summary() or None; death: the last die event seen for it (count_events) or None;
     heartbeat_age: seconds (float('inf') when the file is missing) or None; probe_ok: the probe's verdict this
     run, None when no probe is declared or the container is not running.
     """
@@ -237,7 +226,7 @@ def worker_samples(decl, unit, container, death=None, restarts_in_window=0, hear
         sample("fleetwarden_worker_up", _flag(running and probe_ok is not False), worker=name),
         sample("fleetwarden_worker_restarts_total", _int(unit.get("NRestarts"), 0), worker=name),
         sample("fleetwarden_worker_restart_budget_remaining", max(0, budget - restarts_in_window), worker=name),
-        sample("fleetwarden_worker_start_limit_hit", _flag(restarts_exhausted(decl, unit)), worker=name),
+        sample("fleetwarden_worker_start_limit_hit", _flag(restarts_exhausted(unit, decl)), worker=name),
         sample("fleetwarden_worker_mounts_healthy", _flag(mounts_ok), worker=name),
     ]
     if container and not running and container.get("exit_code") is not None:
@@ -255,15 +244,6 @@ def worker_samples(decl, unit, container, death=None, restarts_in_window=0, hear
     if probe_ok is not None:
         out.append(sample("fleetwarden_worker_probe_success", _flag(probe_ok), worker=name))
     return out
-
-
-def restarts_exhausted(decl, unit):
-    """True when systemd stopped restarting the unit. systemd 252 keeps the last run's Result (exit-code, signal)
-    when the start limit refuses the next restart, so a failed unit whose policy restarts is the sign; newer
-    systemd may say start-limit-hit."""
-    if unit.get("Result") == "start-limit-hit":
-        return True
-    return unit.get("ActiveState") == "failed" and decl["restart"].get("policy", "always") != "no"
 
 
 def probe_targets(decl):

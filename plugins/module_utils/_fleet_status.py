@@ -3,7 +3,8 @@
 """Pure shaping of what fleetwarden.fleet.fleet_status reads on a host, for `fleetwarden status` and `doctor`.
 
 - ``restarts_by_unit``: journal entries of systemd's "Scheduled restart job" message -> {unit: [epoch, ...]}.
-- ``container_summary``: one ``docker inspect`` object -> state, exit and its meaning; never the env.
+- ``unit_summary``: a worker unit's ``systemctl show`` properties -> its status row part (``_worker_state`` decides
+  whether its restarts are exhausted; the container is ``_worker_state.container_summary``).
 - ``worker_summary``: a declaration document plus what was read about it -> one status row.
 - ``ray_nodes``: the dashboard's ``/api/v0/nodes`` answer -> [{node_id, ip, state, is_head}].
 - ``authorized_key_summary``: an authorized_keys file -> fingerprints and types (public data only).
@@ -19,21 +20,19 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import interpret_exit_code
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import assess_gpu
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._ssh_keys import SshKeyError, parse_public_key
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import restarts_exhausted
 
 # systemd's SD_MESSAGE_UNIT_RESTART_SCHEDULED: "Scheduled restart job, restart counter is at N."
 RESTART_SCHEDULED_MESSAGE_ID = "5eb03494b6584870a536b337290809b3"
-UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus",
-                   "ExecMainCode", "StateChangeTimestampMonotonic", "ActiveEnterTimestampMonotonic", "StartLimitBurst")
 # ExecMainCode is a CLD_* code: how the main process ended.
 _EXIT_CODES = {"1": "exited", "2": "killed", "3": "dumped"}
 
 
-def unit_summary(props, uptime_s):
-    """The unit's state as a status row shows it; the age of its last state change in seconds when known."""
+def unit_summary(props, uptime_s, decl=None):
+    """The unit's state as a status row shows it; the age of its last state change in seconds when known.
+    ``decl``: the worker's declaration (its restart policy and budget), for ``restarts_exhausted``."""
     if not props:
         return {"load": "unknown", "active": "unknown", "sub": "unknown", "result": None, "restarts": None,
                 "main_status": None, "main_code": None, "since_s": None, "start_limit_burst": None,
@@ -47,18 +46,7 @@ def unit_summary(props, uptime_s):
             "restarts": _int(props.get("NRestarts")), "main_status": _int(props.get("ExecMainStatus")),
             "main_code": _EXIT_CODES.get(props.get("ExecMainCode", "")),
             "since_s": since, "start_limit_burst": _int(props.get("StartLimitBurst")),
-            "restarts_exhausted": restarts_exhausted(props)}
-
-
-def restarts_exhausted(props):
-    """A failed unit that systemd will not restart again: the start limit was hit. systemd 252 leaves Result at
-    the last exit's (exit-code) when an automatic restart hits the limit, so NRestarts counts too."""
-    if props.get("ActiveState") != "failed":
-        return False
-    if props.get("Result") == "start-limit-hit":
-        return True
-    restarts, burst = _int(props.get("NRestarts")), _int(props.get("StartLimitBurst"))
-    return bool(burst and restarts is not None and restarts >= burst - 1)
+            "restarts_exhausted": restarts_exhausted(props, decl)}
 
 
 def _int(value):
@@ -83,31 +71,6 @@ def restarts_by_unit(journal_json_lines, units, since_epoch):
         if stamp is None or stamp / 1e6 >= since_epoch:
             counts[unit] += 1
     return counts
-
-
-def container_summary(inspected, now):
-    """One ``docker inspect`` object -> {exists, id, running, status, uptime_s, exit, ...}. The env is never read."""
-    if not inspected:
-        return {"exists": False, "id": None, "running": False, "status": "missing", "pid": None, "uptime_s": None,
-                "finished_ago_s": None, "exit": None, "oom_killed": False, "error": None, "image_id": None,
-                "digest": None}
-    state = inspected.get("State") or {}
-    started = parse_timestamp(state.get("StartedAt"))
-    finished = parse_timestamp(state.get("FinishedAt"))
-    running = bool(state.get("Running"))
-    exit_info = None
-    # A container that never started (exec failed) has no FinishedAt, but an ExitCode and an Error.
-    if not running and (finished is not None or state.get("ExitCode") or state.get("Error")):
-        exit_info = interpret_exit_code(state.get("ExitCode"))
-        if state.get("OOMKilled"):
-            exit_info["meaning"] = "killed by the kernel OOM killer (%s)" % exit_info["meaning"]
-    labels = (inspected.get("Config") or {}).get("Labels") or {}
-    return {"exists": True, "id": inspected.get("Id"), "running": running, "status": state.get("Status") or "unknown",
-            "pid": state.get("Pid") or None,
-            "uptime_s": round(now - started, 1) if running and started else None,
-            "finished_ago_s": round(now - finished, 1) if finished else None,
-            "exit": exit_info, "oom_killed": bool(state.get("OOMKilled")), "error": state.get("Error") or None,
-            "image_id": inspected.get("Image"), "digest": labels.get("io.fleetwarden.declaration")}
 
 
 def heartbeat_age(mtime, now):

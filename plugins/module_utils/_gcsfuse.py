@@ -42,13 +42,9 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def mount_errors(mount):
-    """Every problem with one mount entry, one line each naming the field; [] when it is valid."""
-    if not isinstance(mount, dict):
-        return ["a mount must be a dict with at least bucket and mountpoint, got %r" % (mount,)]
-    name = mount.get("mountpoint") or mount.get("bucket") or "?"
-    errors = ["%s: unknown key %s (known: %s)" % (name, key, ", ".join(MOUNT_KEYS))
-              for key in sorted(set(mount) - set(MOUNT_KEYS))]
+def _location_errors(name, mount):
+    """The bucket, the mount point and the directory of the bucket to mount."""
+    errors = []
     bucket = mount.get("bucket")
     if not isinstance(bucket, str) or not _BUCKET.match(bucket):
         errors.append("%s: bucket %r is not a Cloud Storage bucket name" % (name, bucket))
@@ -64,23 +60,41 @@ def mount_errors(mount):
     if only_dir is not None and (not isinstance(only_dir, str) or not only_dir or only_dir.startswith("/")
                                  or ".." in only_dir.split("/")):
         errors.append("%s: only_dir must be a relative path inside the bucket, got %r" % (name, only_dir))
+    return errors
+
+
+# Optional settings, each checked when set: (keys, valid?, what it must be).
+_OPTION_CHECKS = (
+    (("uid", "gid"), lambda v: _is_int(v) and v >= 0, "a number (gcsfuse takes no user names)"),
+    (("file_mode", "dir_mode"), lambda v: isinstance(v, str) and _MODE.match(v), "an octal string such as \"644\""),
+    (("stat_cache_ttl", "type_cache_ttl"), lambda v: isinstance(v, str) and _DURATION.match(v),
+     "a duration such as 60s or 1m"),
+)
+
+
+def _option_errors(name, mount):
+    errors = []
     if "implicit_dirs" in mount and not isinstance(mount["implicit_dirs"], bool):
         errors.append("%s: implicit_dirs must be true or false" % name)
-    for key in ("uid", "gid"):
-        if mount.get(key) is not None and not (_is_int(mount[key]) and mount[key] >= 0):
-            errors.append("%s: %s must be a number (gcsfuse takes no user names), got %r" % (name, key, mount[key]))
-    for key in ("file_mode", "dir_mode"):
-        if mount.get(key) is not None and not (isinstance(mount[key], str) and _MODE.match(mount[key])):
-            errors.append("%s: %s must be an octal string such as \"644\", got %r" % (name, key, mount[key]))
-    for key in ("stat_cache_ttl", "type_cache_ttl"):
-        if mount.get(key) is not None and not (isinstance(mount[key], str) and _DURATION.match(mount[key])):
-            errors.append("%s: %s must be a duration such as 60s or 1m, got %r" % (name, key, mount[key]))
+    for keys, valid, what in _OPTION_CHECKS:
+        errors += ["%s: %s must be %s, got %r" % (name, key, what, mount[key]) for key in keys
+                   if mount.get(key) is not None and not valid(mount[key])]
     extra = mount.get("extra_args", [])
     if not isinstance(extra, list) or not all(isinstance(arg, str) for arg in extra):
         errors.append("%s: extra_args must be a list of strings" % name)
     if mount.get("state", "present") not in ("present", "absent"):
         errors.append("%s: state must be present or absent" % name)
     return errors
+
+
+def mount_errors(mount):
+    """Every problem with one mount entry, one line each naming the field; [] when it is valid."""
+    if not isinstance(mount, dict):
+        return ["a mount must be a dict with at least bucket and mountpoint, got %r" % (mount,)]
+    name = mount.get("mountpoint") or mount.get("bucket") or "?"
+    errors = ["%s: unknown key %s (known: %s)" % (name, key, ", ".join(MOUNT_KEYS))
+              for key in sorted(set(mount) - set(MOUNT_KEYS))]
+    return errors + _location_errors(name, mount) + _option_errors(name, mount)
 
 
 def gcsfuse_argv(mount, binary="/usr/bin/gcsfuse", defaults=None):

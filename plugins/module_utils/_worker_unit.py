@@ -26,21 +26,25 @@ import json
 import re
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import DEFAULT_DOCKER_CLI
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._fleet_groups import TPU_GROUP
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcsfuse import gcsfuse_unit_name
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import systemd_exec_line
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (  # noqa: F401 - re-exported
+    ALERT_UNIT,
+    PROBE_PREFIX,
+    RESTART_WINDOW_S,
+    UNIT_PREFIX,
+    config_paths,
+    public_declaration,
+    read_declarations,
+    start_limit_burst,
+    unit_names,
+)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import PATHS as _STATE_PATHS
 
-UNIT_PREFIX = "fleetwarden-worker-"
-PROBE_PREFIX = "fleetwarden-probe-"
-ALERT_UNIT = "fleetwarden-alert@.service"
 RESTART_STEPS_MIN_SYSTEMD = 254
 # The worker_unit module replaces "docker" with the absolute path of its docker_cli option (_docker_cli).
-PATHS = {
-    "docker": DEFAULT_DOCKER_CLI,
-    "python": "/usr/bin/python3",
-    "tool": "/usr/local/libexec/fleetwarden/fleetwarden-worker",
-    "entrypoint": "/usr/local/libexec/fleetwarden/worker-entrypoint",
-    "config_dir": "/etc/fleetwarden/workers",
-}
+PATHS = dict(_STATE_PATHS, docker=DEFAULT_DOCKER_CLI)
 WORKER_KEYS = ("name", "state", "image", "pull", "command", "env", "volumes", "gcsfuse_mounts", "devices",
                "shm_size", "memory", "ulimits", "host_network", "accelerator", "setup_commands",
                "setup_continue_on_error", "probe", "restart", "alert", "wait_for", "docker_args",
@@ -85,14 +89,9 @@ def _list_errors(where, value, element_check, what):
     return ["%s[%d] must be %s, got %r" % (where, i, what, v) for i, v in enumerate(value) if not element_check(v)]
 
 
-def _probe_errors(where, probe):
-    if not isinstance(probe, dict):
-        return ["%s must be a dict" % where]
-    errors = ["%s: unknown key %s (known: %s)" % (where, k, ", ".join(PROBE_KEYS))
-              for k in sorted(set(probe) - set(PROBE_KEYS))]
-    for key in ("interval", "timeout"):
-        if key in probe and not (_is_number(probe[key]) and probe[key] > 0):
-            errors.append("%s.%s must be a number of seconds above 0, got %r" % (where, key, probe[key]))
+def _probe_rhythm_errors(where, probe):
+    errors = ["%s.%s must be a number of seconds above 0, got %r" % (where, key, probe[key])
+              for key in ("interval", "timeout") if key in probe and not (_is_number(probe[key]) and probe[key] > 0)]
     if "failure_threshold" in probe and not (_is_int(probe["failure_threshold"]) and probe["failure_threshold"] >= 1):
         errors.append("%s.failure_threshold must be a whole number of at least 1, got %r"
                       % (where, probe["failure_threshold"]))
@@ -100,17 +99,30 @@ def _probe_errors(where, probe):
         errors.append("%s.start_period must be a number of seconds, 0 or more, got %r" % (where, probe["start_period"]))
     if "enabled" in probe and not isinstance(probe["enabled"], bool):
         errors.append("%s.enabled must be true or false" % where)
-    heartbeat = probe.get("heartbeat")
-    if heartbeat is not None:
-        if not (isinstance(heartbeat, dict) and isinstance(heartbeat.get("path"), str)
-                and heartbeat["path"].startswith("/") and _is_number(heartbeat.get("max_age"))
-                and heartbeat["max_age"] > 0):
-            errors.append("%s.heartbeat must be {path: /absolute/path/in/container, max_age: seconds}" % where)
+    return errors
+
+
+def _heartbeat_ok(heartbeat):
+    return (isinstance(heartbeat, dict) and isinstance(heartbeat.get("path"), str)
+            and heartbeat["path"].startswith("/") and _is_number(heartbeat.get("max_age"))
+            and heartbeat["max_age"] > 0)
+
+
+def _raylet_ok(raylet):
+    return isinstance(raylet, dict) and _is_int(raylet.get("port")) and 0 < raylet["port"] < 65536
+
+
+def _probe_errors(where, probe):
+    if not isinstance(probe, dict):
+        return ["%s must be a dict" % where]
+    errors = ["%s: unknown key %s (known: %s)" % (where, k, ", ".join(PROBE_KEYS))
+              for k in sorted(set(probe) - set(PROBE_KEYS))]
+    errors += _probe_rhythm_errors(where, probe)
+    if probe.get("heartbeat") is not None and not _heartbeat_ok(probe["heartbeat"]):
+        errors.append("%s.heartbeat must be {path: /absolute/path/in/container, max_age: seconds}" % where)
     if probe.get("command") is not None and not _is_str_list(probe["command"], allow_empty=False):
         errors.append("%s.command must be a non-empty argv list of strings (run with docker exec)" % where)
-    raylet = probe.get("raylet")
-    if raylet is not None and not (isinstance(raylet, dict) and _is_int(raylet.get("port"))
-                                   and 0 < raylet["port"] < 65536):
+    if probe.get("raylet") is not None and not _raylet_ok(probe["raylet"]):
         errors.append("%s.raylet must be {port: the raylet's --node-manager-port}" % where)
     return errors
 
@@ -149,20 +161,20 @@ def _wait_ok(item):
             and not set(item) - {"host", "port", "check", "timeout"})
 
 
-def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None):
-    """Every problem with one declaration, one line each naming the field; [] when it is valid."""
-    if not isinstance(worker, dict):
-        return ["%s must be a dict with at least name and image, got %r" % (where or "worker", worker)]
+def _identity_errors(where, worker):
     name = worker.get("name")
-    where = "worker %s" % (name if isinstance(name, str) and name else where or "?")
     errors = ["%s: unknown key %s" % (where, k) for k in sorted(set(worker) - set(WORKER_KEYS))]
     if not isinstance(name, str) or not _NAME.match(name):
         errors.append("%s: name must match %s (it names the container and the unit), got %r"
                       % (where, _NAME.pattern, name))
     if worker.get("state", "present") not in ("present", "absent"):
         errors.append("%s: state must be present or absent" % where)
-    if worker.get("state", "present") == "absent":
-        return errors
+    return errors
+
+
+def _image_errors(where, worker):
+    """The image, its pull policy, and the container's argv lists and devices."""
+    errors = []
     image = worker.get("image")
     if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
         errors.append("%s: image is required: a docker image reference, got %r" % (where, image))
@@ -174,26 +186,36 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
     for index, device in enumerate(worker.get("devices") or []):
         if isinstance(device, str) and not device.startswith("/dev/"):
             errors.append("%s: devices[%d] must be a /dev path, got %r" % (where, index, device))
+    return errors
+
+
+def _env_variable_error(where, key, value):
+    if not isinstance(key, str) or not _ENV_NAME.match(key):
+        return "%s: env name %r is not a valid identifier ([A-Za-z_][A-Za-z0-9_]*)" % (where, key)
+    if key.startswith("FLEETWARDEN_"):
+        return "%s: env name %s is reserved (FLEETWARDEN_ variables carry the setup commands)" % (where, key)
+    if not isinstance(value, (str, int, float, bool)):
+        return "%s: env %s must be a string or a number" % (where, key)
+    if any(c in str(value) for c in "\n\r\x00"):
+        # The value itself is never printed: it may be a secret.
+        return ("%s: env %s holds a newline, carriage return or NUL, which an env file cannot carry "
+                "(docker strips a trailing \\r, so the worker would restart on every run)" % (where, key))
+    return None
+
+
+def _env_errors(where, worker):
     env = worker.get("env", {})
     if not isinstance(env, dict):
-        errors.append("%s: env must be a dict of NAME: value" % where)
-    else:
-        for key in env:
-            if not isinstance(key, str) or not _ENV_NAME.match(key):
-                errors.append("%s: env name %r is not a valid identifier ([A-Za-z_][A-Za-z0-9_]*)" % (where, key))
-            elif key.startswith("FLEETWARDEN_"):
-                errors.append("%s: env name %s is reserved (FLEETWARDEN_ variables carry the setup commands)"
-                              % (where, key))
-            elif not isinstance(env[key], (str, int, float, bool)):
-                errors.append("%s: env %s must be a string or a number" % (where, key))
-            elif any(c in str(env[key]) for c in "\n\r\x00"):
-                # The value itself is never printed: it may be a secret.
-                errors.append("%s: env %s holds a newline, carriage return or NUL, which an env file cannot carry "
-                              "(docker strips a trailing \\r, so the worker would restart on every run)" % (where, key))
-    errors += _list_errors("%s: volumes" % where, worker.get("volumes", []),
-                           lambda v: (isinstance(v, str) and len(v.split(":")) in (2, 3)
-                                      and v.split(":")[1].startswith("/")),
-                           "SOURCE:/container/path[:ro]")
+        return ["%s: env must be a dict of NAME: value" % where]
+    return [error for error in (_env_variable_error(where, key, env[key]) for key in env) if error]
+
+
+def _storage_errors(where, worker):
+    """Volumes, gcsfuse mounts and the container's sizes."""
+    errors = _list_errors("%s: volumes" % where, worker.get("volumes", []),
+                          lambda v: (isinstance(v, str) and len(v.split(":")) in (2, 3)
+                                     and v.split(":")[1].startswith("/")),
+                          "SOURCE:/container/path[:ro]")
     errors += _list_errors("%s: gcsfuse_mounts" % where, worker.get("gcsfuse_mounts", []), _mount_ok,
                            "a host mount point or {mountpoint, container_path, read_only}")
     for key in ("shm_size", "memory"):
@@ -201,18 +223,25 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
         size_ok = (_is_int(value) and value > 0) or (isinstance(value, str) and _SIZE.match(value))
         if value is not None and not size_ok:
             errors.append("%s: %s must be a size such as 512m or 16g, got %r" % (where, key, value))
+    return errors
+
+
+def _ulimit_errors(where, worker):
     ulimits = worker.get("ulimits", {})
     if not isinstance(ulimits, dict):
-        errors.append("%s: ulimits must be a dict such as {memlock: -1}" % where)
-    else:
-        for key, value in ulimits.items():
-            if key not in ULIMITS:
-                errors.append("%s: ulimits.%s is not a ulimit (known: %s)" % (where, key, ", ".join(ULIMITS)))
-            elif not (_is_int(value) or (isinstance(value, str) and _ULIMIT.match(value))):
-                errors.append("%s: ulimits.%s must be a number, -1 or SOFT:HARD, got %r" % (where, key, value))
-    for key in ("host_network", "setup_continue_on_error"):
-        if key in worker and not isinstance(worker[key], bool):
-            errors.append("%s: %s must be true or false" % (where, key))
+        return ["%s: ulimits must be a dict such as {memlock: -1}" % where]
+    errors = []
+    for key, value in ulimits.items():
+        if key not in ULIMITS:
+            errors.append("%s: ulimits.%s is not a ulimit (known: %s)" % (where, key, ", ".join(ULIMITS)))
+        elif not (_is_int(value) or (isinstance(value, str) and _ULIMIT.match(value))):
+            errors.append("%s: ulimits.%s must be a number, -1 or SOFT:HARD, got %r" % (where, key, value))
+    return errors
+
+
+def _accelerator_errors(where, worker, groups, profiles, tpu_group):
+    errors = ["%s: %s must be true or false" % (where, key) for key in ("host_network", "setup_continue_on_error")
+              if key in worker and not isinstance(worker[key], bool)]
     accelerator = worker.get("accelerator", "cpu")
     known = sorted(profiles) if profiles else ["cpu", "gpu", "tpu"]
     if accelerator not in known:
@@ -220,20 +249,28 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
     elif accelerator == "tpu" and tpu_group not in (groups or ()):
         errors.append("%s: accelerator tpu needs a host in group %s; this host is in: %s"
                       % (where, tpu_group, ", ".join(groups or ()) or "no groups"))
-    setup = worker.get("setup_commands", [])
-    errors += _list_errors("%s: setup_commands" % where, setup, lambda v: isinstance(v, str) and "\x00" not in v,
-                           "a string (one shell command)")
+    return errors
+
+
+def _alert_errors(where, alert):
+    if not isinstance(alert, dict) or set(alert) - {"command", "webhook"}:
+        return ["%s: alert must be a dict with command (argv list) and/or webhook (URL)" % where]
+    errors = []
+    if alert.get("command") is not None and not _is_str_list(alert["command"], allow_empty=False):
+        errors.append("%s: alert.command must be a non-empty argv list of strings" % where)
+    webhook = alert.get("webhook")
+    if webhook is not None and not (isinstance(webhook, str) and _URL.match(webhook)):
+        errors.append("%s: alert.webhook must be an http(s) URL" % where)
+    return errors
+
+
+def _supervision_errors(where, worker):
+    """Setup commands, probe, restart, alert, waits and the Ray head."""
+    errors = _list_errors("%s: setup_commands" % where, worker.get("setup_commands", []),
+                          lambda v: isinstance(v, str) and "\x00" not in v, "a string (one shell command)")
     errors += _probe_errors("%s: probe" % where, worker.get("probe", {}))
     errors += _restart_errors("%s: restart" % where, worker.get("restart", {}))
-    alert = worker.get("alert", {})
-    if not isinstance(alert, dict) or set(alert) - {"command", "webhook"}:
-        errors.append("%s: alert must be a dict with command (argv list) and/or webhook (URL)" % where)
-    else:
-        if alert.get("command") is not None and not _is_str_list(alert["command"], allow_empty=False):
-            errors.append("%s: alert.command must be a non-empty argv list of strings" % where)
-        webhook = alert.get("webhook")
-        if webhook is not None and not (isinstance(webhook, str) and _URL.match(webhook)):
-            errors.append("%s: alert.webhook must be an http(s) URL" % where)
+    errors += _alert_errors(where, worker.get("alert", {}))
     errors += _list_errors("%s: wait_for" % where, worker.get("wait_for", []), _wait_ok,
                            "{host, port, check: tcp|grpc, timeout: seconds (0 waits forever)}")
     if worker.get("ray_head_address") is not None and not isinstance(worker["ray_head_address"], str):
@@ -243,7 +280,22 @@ def worker_errors(worker, groups=(), profiles=None, tpu_group="tpu", where=None)
     return errors
 
 
-def workers_errors(workers, groups=(), profiles=None, tpu_group="tpu"):
+def worker_errors(worker, groups=(), profiles=None, tpu_group=TPU_GROUP, where=None):
+    """Every problem with one declaration, one line each naming the field; [] when it is valid."""
+    if not isinstance(worker, dict):
+        return ["%s must be a dict with at least name and image, got %r" % (where or "worker", worker)]
+    name = worker.get("name")
+    where = "worker %s" % (name if isinstance(name, str) and name else where or "?")
+    errors = _identity_errors(where, worker)
+    if worker.get("state", "present") == "absent":
+        return errors
+    for check in (_image_errors, _env_errors, _storage_errors, _ulimit_errors):
+        errors += check(where, worker)
+    errors += _accelerator_errors(where, worker, groups, profiles, tpu_group)
+    return errors + _supervision_errors(where, worker)
+
+
+def workers_errors(workers, groups=(), profiles=None, tpu_group=TPU_GROUP):
     """Problems with the whole list: each declaration's, plus names declared twice."""
     if not isinstance(workers, list):
         return ["worker_service_workers must be a list of worker declarations"]
@@ -316,15 +368,6 @@ def _mount(mount):
     return {"mountpoint": mount["mountpoint"], "container_path": mount.get("container_path") or mount["mountpoint"],
             "read_only": bool(mount.get("read_only", False)), "bucket": mount.get("bucket"),
             "unit": gcsfuse_unit_name(mount["mountpoint"])}
-
-
-def unit_names(name):
-    return {"worker": UNIT_PREFIX + name + ".service", "probe": PROBE_PREFIX + name + ".service", "alert": ALERT_UNIT}
-
-
-def config_paths(name, paths=None):
-    config_dir = (paths or PATHS)["config_dir"]
-    return {"declaration": "%s/%s.json" % (config_dir, name), "env_file": "%s/%s.env" % (config_dir, name)}
 
 
 def _ulimit(value):
@@ -418,8 +461,9 @@ def worker_unit_text(decl, systemd_version, paths=None, devices=()):
     if probe:
         lines.append("Wants=%s" % units["probe"])
     # One start plus max_per_hour restarts per hour; the next failure leaves the unit failed and fires the alert.
-    lines += ["OnFailure=fleetwarden-alert@%n.service", "StartLimitIntervalSec=3600",
-              "StartLimitBurst=%d" % (restart["max_per_hour"] + 1), "", "[Service]", "Type=notify", "NotifyAccess=main",
+    lines += ["OnFailure=fleetwarden-alert@%n.service", "StartLimitIntervalSec=%d" % RESTART_WINDOW_S,
+              "StartLimitBurst=%d" % start_limit_burst(restart["max_per_hour"]), "", "[Service]", "Type=notify",
+              "NotifyAccess=main",
               _tool_environment(paths)]
     # The leftover container of the last run goes first; where the worker waits for others, the first wait
     # removes it meanwhile (--remove), so a restart spends the longer of the two, not their sum.
@@ -482,44 +526,6 @@ def declaration_document(decl, systemd_version, paths=None, devices=(), image_id
                 "docker_argv": docker_create_argv(decl, paths, devices), "systemd_version": systemd_version,
                 "digest": declaration_digest(decl)})
     return doc
-
-
-def public_declaration(doc):
-    """A declaration as recovery, reports and tools outside the host may see it: env values and setup commands
-    (which may hold secrets) are left out; their names and count stay (``env_names``, ``setup_command_count``)."""
-    public = dict((k, copy.deepcopy(v)) for k, v in doc.items() if k not in ("env", "setup_commands"))
-    public["env_names"] = sorted(doc.get("env") or {})
-    public["setup_command_count"] = len(doc.get("setup_commands") or [])
-    return public
-
-
-def read_declarations(config_dir, listdir=None, read=None):
-    """The on-host declarations under ``config_dir`` (``<name>.json``, as worker_service writes them), public
-    (see ``public_declaration``), sorted by name; and one error line per file that cannot be read as one.
-    A missing directory is no workers, not an error."""
-    import os
-
-    listdir = listdir or os.listdir
-    read = read or (lambda path: open(path, encoding="utf-8").read())
-    try:
-        names = sorted(n for n in listdir(config_dir) if n.endswith(".json"))
-    except FileNotFoundError:
-        return [], []
-    workers, errors = [], []
-    for filename in names:
-        path = "%s/%s" % (config_dir, filename)
-        try:
-            doc = json.loads(read(path))
-        except (OSError, ValueError) as exc:
-            errors.append("%s: cannot read it as a declaration: %s" % (path, exc))
-            continue
-        if not isinstance(doc, dict) or doc.get("name") != filename[:-len(".json")] or not doc.get("image"):
-            errors.append("%s: not a worker declaration (needs name = file name, and image)" % path)
-            continue
-        if doc.get("state", "present") != "present":
-            continue
-        workers.append(public_declaration(doc))
-    return workers, errors
 
 
 def parse_systemd_version(text):

@@ -237,7 +237,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils import _docker_c
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _incident as incident  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _node as node  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _nvidia_smi as nvidia_smi  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
-from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_unit as worker_unit  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 
 # Host access, kept in small functions so that tests can replace them.
@@ -303,11 +303,7 @@ class ContainerDiagnosis:
         image_present = None
         if daemon["healthy"] and container is None and params["image"]:
             image_present = self.image_present(params["image"])
-        log_tail, log_error = self.read_logs() if container else ([], None)
-        if not params["include_sensitive"]:
-            secrets = diag.env_secrets(((container or {}).get("Config") or {}).get("Env"))
-            log_tail = [diag.redact_secrets(line, secrets) for line in log_tail]
-        log_text = [diag.strip_docker_timestamp(line)[1] for line in log_tail]
+        log_tail, log_error, log_text = self.logs(container)
 
         running = diag.is_running(state)
         at = (None if running else node.parse_timestamp(state.get("FinishedAt"))) or now()
@@ -339,6 +335,15 @@ class ContainerDiagnosis:
             exists=container is not None, container_id=container_id,
             record={"cause": result["cause"], "at": at, "container_id": container_id})
         return result
+
+    def logs(self, container):
+        """(the log tail as the evidence shows it, why it could not be read, its lines without timestamps); secrets
+        in the container's env are redacted unless include_sensitive."""
+        log_tail, log_error = self.read_logs() if container else ([], None)
+        if not self.params["include_sensitive"]:
+            secrets = diag.env_secrets(((container or {}).get("Config") or {}).get("Env"))
+            log_tail = [diag.redact_secrets(line, secrets) for line in log_tail]
+        return log_tail, log_error, [diag.strip_docker_timestamp(line)[1] for line in log_tail]
 
     def _docker(self, *args):
         return self.module.run_command([self.docker, *args])
@@ -429,10 +434,11 @@ class ContainerDiagnosis:
         if not systemctl:
             return None
         rc, out, err = self.module.run_command([
-            systemctl, "show", "--property=ActiveState,SubState,Result,NRestarts,ExecMainStatus", unit])
-        status = diag.parse_systemctl_show(out) if rc == 0 else {"error": (err or out).strip()}
-        status["name"] = unit
-        return status
+            systemctl, "show", "--property=" + ",".join(worker_state.UNIT_PROPERTIES), unit])
+        if rc != 0:
+            return {"error": (err or out).strip(), "name": unit}
+        status = diag.parse_systemctl_show(out)
+        return dict(status, name=unit, restarts_exhausted=worker_state.restarts_exhausted(status))
 
 
 # The options each item of `workers` may set; the rest apply to every worker.
@@ -467,7 +473,7 @@ def diagnose(module):
     extra = {}
     workers = params["workers"]
     if params["declarations_dir"]:
-        declared, errors = worker_unit.read_declarations(params["declarations_dir"])
+        declared, errors = worker_state.read_declarations(params["declarations_dir"])
         extra = {"declared": declared, "declaration_errors": errors}
         try:
             workers = [diag.diagnosis_request(worker, params["ray_head_address"]) for worker in declared]

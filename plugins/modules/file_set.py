@@ -169,59 +169,74 @@ def file_args(entry, path):
             "secontext": [None, None, None], "attributes": None}
 
 
+def converge_directory(module, entry, changed_paths):
+    path = entry["path"]
+    created = False
+    if not os.path.lexists(path):
+        created = True
+        if not module.check_mode:
+            os.makedirs(path)
+    elif not os.path.isdir(path):
+        module.fail_json(msg="%s exists and is not a directory" % path)
+    if created and module.check_mode:
+        changed_paths.append(path)
+        return
+    if module.set_fs_attributes_if_different(file_args(entry, path), False) or created:
+        changed_paths.append(path)
+
+
+def write_file(module, entry):
+    """Moves the content sent (``src``, checked against its checksum) into place, after its validate command."""
+    dest = entry["dest"]
+    if module.sha1(entry["src"]) != entry["checksum"]:
+        module.fail_json(msg="the content sent for %s does not match its checksum" % dest)
+    if module.check_mode:
+        return
+    if entry.get("validate"):
+        if "%s" not in entry["validate"]:
+            module.fail_json(msg="validate for %s must contain %%s" % dest)
+        rc, out, err = module.run_command(entry["validate"] % entry["src"])
+        if rc != 0:
+            module.fail_json(msg="%s: validation failed (%s): %s" % (dest, rc, (err or out).strip()),
+                             rc=rc, stdout=out, stderr=err)
+    parent = os.path.dirname(dest)
+    if not os.path.isdir(parent):
+        module.fail_json(msg="%s: its directory %s does not exist" % (dest, parent))
+    module.atomic_move(entry["src"], dest)
+
+
+def converge_file(module, entry, changed_paths, content_needed, before):
+    dest = entry["dest"]
+    exists = os.path.lexists(dest)
+    if exists and stat.S_ISDIR(os.lstat(dest).st_mode):
+        module.fail_json(msg="%s is a directory, not a file" % dest)
+    same = exists and os.path.isfile(dest) and module.sha1(dest) == entry["checksum"]
+    if not same:
+        if entry.get("src") is None:
+            content_needed.append(dest)
+            if module._diff:
+                before[dest] = read_before(dest) if exists else ""
+            if module.check_mode:
+                changed_paths.append(dest)
+            return
+        write_file(module, entry)
+        changed_paths.append(dest)
+        if module.check_mode:
+            return
+    elif module.check_mode and not exists:
+        changed_paths.append(dest)
+        return
+    if module.set_fs_attributes_if_different(file_args(entry, dest), False) and dest not in changed_paths:
+        changed_paths.append(dest)
+
+
 def converge(module, directories, files):
     """Applies the entries (check mode aware); returns (changed_paths, content_needed, before)."""
     changed_paths, content_needed, before = [], [], {}
     for entry in directories:
-        path = entry["path"]
-        created = False
-        if not os.path.lexists(path):
-            created = True
-            if not module.check_mode:
-                os.makedirs(path)
-        elif not os.path.isdir(path):
-            module.fail_json(msg="%s exists and is not a directory" % path)
-        if created and module.check_mode:
-            changed_paths.append(path)
-            continue
-        if module.set_fs_attributes_if_different(file_args(entry, path), False) or created:
-            changed_paths.append(path)
+        converge_directory(module, entry, changed_paths)
     for entry in files:
-        dest = entry["dest"]
-        exists = os.path.lexists(dest)
-        if exists and stat.S_ISDIR(os.lstat(dest).st_mode):
-            module.fail_json(msg="%s is a directory, not a file" % dest)
-        same = exists and os.path.isfile(dest) and module.sha1(dest) == entry["checksum"]
-        if not same:
-            if entry.get("src") is None:
-                content_needed.append(dest)
-                if module._diff:
-                    before[dest] = read_before(dest) if exists else ""
-                if module.check_mode:
-                    changed_paths.append(dest)
-                continue
-            if module.sha1(entry["src"]) != entry["checksum"]:
-                module.fail_json(msg="the content sent for %s does not match its checksum" % dest)
-            if not module.check_mode:
-                if entry.get("validate"):
-                    if "%s" not in entry["validate"]:
-                        module.fail_json(msg="validate for %s must contain %%s" % dest)
-                    rc, out, err = module.run_command(entry["validate"] % entry["src"])
-                    if rc != 0:
-                        module.fail_json(msg="%s: validation failed (%s): %s" % (dest, rc, (err or out).strip()),
-                                         rc=rc, stdout=out, stderr=err)
-                parent = os.path.dirname(dest)
-                if not os.path.isdir(parent):
-                    module.fail_json(msg="%s: its directory %s does not exist" % (dest, parent))
-                module.atomic_move(entry["src"], dest)
-            changed_paths.append(dest)
-            if module.check_mode:
-                continue
-        elif module.check_mode and not exists:
-            changed_paths.append(dest)
-            continue
-        if module.set_fs_attributes_if_different(file_args(entry, dest), False) and dest not in changed_paths:
-            changed_paths.append(dest)
+        converge_file(module, entry, changed_paths, content_needed, before)
     return changed_paths, content_needed, before
 
 

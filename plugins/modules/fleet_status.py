@@ -87,7 +87,6 @@ ray:
 """
 
 # Module anatomy (community.docker): imports follow DOCUMENTATION, EXAMPLES and RETURN.
-import glob  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 import json  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 import platform  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
@@ -97,6 +96,7 @@ import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imp
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible.module_utils.urls import open_url  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_status as shape  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     DOCKER_CLI_ARGUMENT_SPEC,
     docker_cli_path,
@@ -168,16 +168,9 @@ class FleetStatus:
         return {"host": host, "workers": workers, "ray": ray}
 
     def _declarations(self):
-        docs = []
-        for path in sorted(glob.glob(os.path.join(self.params["config_dir"], "*.json"))):
-            try:
-                doc = json.loads(read_text(path) or "")
-                docs.append(dict((k, doc[k]) for k in ("name", "image", "accelerator", "restart", "probe", "metadata",
-                                                       "units", "container", "gcsfuse_mounts", "digest", "command")
-                                 if k in doc))
-            except (ValueError, KeyError, TypeError) as exc:
-                self.errors.append("cannot read the declaration %s: %s" % (path, exc))
-        return [d for d in docs if d.get("name") and d.get("units") and d.get("container")]
+        docs, errors = worker_state.read_declarations(self.params["config_dir"])
+        self.errors.extend(errors)
+        return [dict(d, units=worker_state.worker_units(d), container=worker_state.worker_container(d)) for d in docs]
 
     def _docker_info(self):
         rc, out, err = self._run([self.docker, "info", "--format", "{{json .}}"])
@@ -206,7 +199,7 @@ class FleetStatus:
     def _units(self, units):
         if not units:
             return {}
-        rc, out, err = self._run(["systemctl", "show", "--property=" + ",".join(shape.UNIT_PROPERTIES), *units])
+        rc, out, err = self._run(["systemctl", "show", "--property=" + ",".join(worker_state.UNIT_PROPERTIES), *units])
         if rc != 0:
             self.errors.append("systemctl show failed: %s" % err.strip()[:300])
         return parse_systemctl_show_units(out)
@@ -214,7 +207,7 @@ class FleetStatus:
     def _restarts(self, units):
         if not units:
             return {}
-        since = self.now - 3600
+        since = self.now - worker_state.RESTART_WINDOW_S
         rc, out, err = self._run(["journalctl", "--no-pager", "--quiet", "--output=json",
                                   "--output-fields=UNIT,MESSAGE_ID", "--since=@%d" % int(since),
                                   "MESSAGE_ID=" + shape.RESTART_SCHEDULED_MESSAGE_ID])
@@ -242,7 +235,7 @@ class FleetStatus:
 
     def _worker(self, doc, props, restarts, inspected, images, mounts, uptime):
         units = doc["units"]
-        container = shape.container_summary(inspected.get(doc["container"]), self.now)
+        container = worker_state.container_summary(inspected.get(doc["container"]), self.now)
         heartbeat = (doc.get("probe") or {}).get("heartbeat")
         age = None
         if heartbeat and container["running"] and container["pid"]:
@@ -265,7 +258,7 @@ class FleetStatus:
             worker_mounts.append({"mountpoint": mount["mountpoint"], "mounted": bool(found),
                                   "fstype": found["fstype"] if found else None})
         return shape.worker_summary(
-            doc, shape.unit_summary(props.get(units["worker"]), uptime),
+            doc, shape.unit_summary(props.get(units["worker"]), uptime, doc),
             shape.unit_summary(props.get(units["probe"]), uptime) if units.get("probe") in props else None,
             container, restarts.get(units["worker"]), age, failure, worker_mounts, images.get(doc["image"]))
 

@@ -201,8 +201,8 @@ def write(path, content):
     os.rename(tmp, path)
 
 
-def run(module):
-    """Every worker's evidence, then the history file once for all of their records."""
+def worker_specs(module):
+    """The workers whose evidence to keep (the single worker's options, or ``workers``), checked."""
     p = module.params
     specs = p["workers"] if p["workers"] is not None else [
         {"name": p["name"], "dir": p["dir"], "diagnosis": p["diagnosis"], "record": p["record"]}]
@@ -214,6 +214,33 @@ def run(module):
             module.fail_json(msg="workers[%d]: diagnosis and record must be dicts" % index)
         spec["dir"] = os.path.expanduser(spec["dir"])
         spec.setdefault("diagnosis", {})
+    return specs
+
+
+def update_history(module, records):
+    """Adds the records to the history file once for all of them; returns (history, whether it changed)."""
+    p = module.params
+    if not (p["history_file"] and records):
+        return {}, False
+    try:
+        with open(p["history_file"]) as handle:
+            history = json.load(handle)
+    except (OSError, ValueError):
+        history = {}
+    history = history if isinstance(history, dict) else {}
+    before = json.dumps(history, sort_keys=True)
+    for spec in records:
+        merge_history(history, spec["name"], spec["record"], time.time(), p["history_keep_s"])
+    changed = json.dumps(history, sort_keys=True) != before
+    if changed and not module.check_mode:
+        write(p["history_file"], json.dumps(history, sort_keys=True) + "\n")
+    return history, changed
+
+
+def run(module):
+    """Every worker's evidence, then the history file once for all of their records."""
+    p = module.params
+    specs = worker_specs(module)
     daemon = {}
 
     def daemon_up():
@@ -224,21 +251,8 @@ def run(module):
         return daemon["up"]
 
     results = [IncidentEvidence(module, spec).keep(daemon_up) for spec in specs]
-    history, history_changed = {}, False
     records = [spec for spec in specs if spec.get("record") is not None]
-    if p["history_file"] and records:
-        try:
-            with open(p["history_file"]) as handle:
-                history = json.load(handle)
-        except (OSError, ValueError):
-            history = {}
-        history = history if isinstance(history, dict) else {}
-        before = json.dumps(history, sort_keys=True)
-        for spec in records:
-            merge_history(history, spec["name"], spec["record"], time.time(), p["history_keep_s"])
-        history_changed = json.dumps(history, sort_keys=True) != before
-        if history_changed and not module.check_mode:
-            write(p["history_file"], json.dumps(history, sort_keys=True) + "\n")
+    history, history_changed = update_history(module, records)
     for result in results:
         result["history_count"] = len(history.get(result["name"], [])) if isinstance(history, dict) else 0
         result["changed"] = result["changed"] or (history_changed and any(

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 from ansible_collections.fleetwarden.fleet.plugins.filter import report
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _recovery_plan as recovery_plan
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "schemas" / "diagnosis-report.schema.json").read_text())
@@ -85,7 +86,7 @@ def test_reports_carry_no_secret_from_the_fixtures(registered):
             assert secret not in dumped
 
 
-def test_every_action_the_report_can_name_is_in_the_schema():
-    actions = {*report.ACTIONS.values(), *report._WITHOUT_RECREATION.values()}
-    assert actions == set(SCHEMA["$defs"]["action"]["enum"])
+def test_the_schemas_actions_and_remediations_are_the_recovery_plans():
+    assert sorted(recovery_plan.reported_actions()) == sorted(SCHEMA["$defs"]["action"]["enum"])
+    assert list(recovery_plan.REMEDIATION_IDS) == SCHEMA["$defs"]["remediation"]["enum"]
 

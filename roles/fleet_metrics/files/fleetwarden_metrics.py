@@ -11,7 +11,6 @@ docs/monitoring.md.
 """
 
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ import time
 sys.path.insert(0, os.environ.get("FLEETWARDEN_METRICS_LIB", "/usr/local/lib/fleetwarden/metrics"))
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_metrics as fm
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_mountinfo
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import parse_xml
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
@@ -33,7 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 DEFAULT_CONFIG = {
     "output": "/var/lib/prometheus/node-exporter/fleetwarden.prom",
     "state_file": "/var/lib/fleetwarden/metrics/state.json",
-    "workers_dir": "/etc/fleetwarden/workers",
+    "workers_dir": worker_state.PATHS["config_dir"],
     "interval": 10,
     "command_timeout": 8,
     "docker": "/usr/bin/docker",
@@ -76,15 +76,6 @@ def save_json(path, data):
     os.replace(tmp, path)
 
 
-def read_declarations(workers_dir):
-    declarations = []
-    for path in sorted(glob.glob(os.path.join(workers_dir, "*.json"))):
-        decl = load_json(path, None)
-        if isinstance(decl, dict) and decl.get("name") and decl.get("state", "present") != "absent":
-            declarations.append(decl)
-    return declarations
-
-
 class Collector:
     def __init__(self, config, clock=time.time):
         self.config = dict(DEFAULT_CONFIG, **config)
@@ -99,7 +90,7 @@ class Collector:
         names = [d["units"]["worker"] for d in declarations]
         if not names:
             return {}, True
-        rc, out, _ = self.cmd([self.config["systemctl"], "show", "--property=" + ",".join(fm.UNIT_PROPERTIES),
+        rc, out, _ = self.cmd([self.config["systemctl"], "show", "--property=" + ",".join(worker_state.UNIT_PROPERTIES),
                                *names])
         return parse_systemctl_show_units(out), rc == 0
 
@@ -116,10 +107,11 @@ class Collector:
             found = json.loads(out or "[]")
         except ValueError:
             found = []
-        return dict((item.get("Name", "").lstrip("/"), fm.container_facts(item)) for item in found)
+        now = self.clock()
+        return dict((item.get("Name", "").lstrip("/"), worker_state.container_summary(item, now)) for item in found)
 
     def docker_events(self, now):
-        since = self.state.get("events_until") or now - fm.RESTART_WINDOW_S
+        since = self.state.get("events_until") or now - worker_state.RESTART_WINDOW_S
         rc, out, _ = self.cmd([self.config["docker"], "events", "--since", f"{since:.3f}", "--until", f"{now:.3f}",
                                "--filter", "type=container", "--filter", "event=oom", "--filter", "event=die",
                                "--format", "{{json .}}"])
@@ -191,7 +183,7 @@ class Collector:
     def collect(self):
         started = self.clock()
         samples, sources = [], {}
-        declarations = read_declarations(self.config["workers_dir"])
+        declarations, _errors = worker_state.read_declarations(self.config["workers_dir"])
         sources["declarations"] = os.path.isdir(self.config["workers_dir"])
         units, sources["systemd"] = self.units(declarations)
         root_dir, sources["docker"] = self.docker_info()
@@ -206,7 +198,7 @@ class Collector:
             unit = units.get(decl["units"]["worker"], {})
             restarts[decl["name"]], in_window = fm.restart_window(
                 restarts.get(decl["name"]), fm._int(unit.get("NRestarts")), started,
-                exhausted=fm.restarts_exhausted(decl, unit), active=unit.get("ActiveState") == "active")
+                exhausted=worker_state.restarts_exhausted(unit, decl), active=unit.get("ActiveState") == "active")
             container = containers.get(decl["container"])
             age, probe_ok = self.probe(decl, container)
             samples += fm.worker_samples(decl, unit, container, (kept.get("deaths") or {}).get(decl["container"]),

@@ -141,88 +141,137 @@ def _cloud_listing(fleet, inventories: list[str]):
     return {h.name: dict(h.get_vars()) for h in fresh.get_hosts("all")}, kinds
 
 
+def _gather(fleet, project: Path, args):
+    """Every host's results, gathered (one fleet_status round), and the observations the checks read."""
+    from . import config_checks
+
+    results = fleet.results(config_checks.spec_keys(project) | _schema_keys(project))
+    users = sorted({e.get("user") for r in results.values() for e in (r.vars.get("ssh_keys_authorized") or [])
+                    if isinstance(e, dict) and e.get("user")})
+    progress = Progress(sys.stderr.isatty())
+    progress.start(len(results))
+    fleet.gather(results, progress=progress, timeout=args.timeout, authorized_keys_users=users)
+    progress.clear()
+    return results, _observations(fleet, results)
+
+
+def _host_checks(project: Path, results, observations, alive, head_error) -> list:
+    """The controller's own checks, then each host's: ssh, keys, docker, resources, workers."""
+    from . import config_checks, host_checks
+
+    defaults = config_checks.spec_defaults(project)
+    checks = [config_checks.ansible_version_check()]
+    for key_file in sorted({str(r.vars.get("ansible_ssh_private_key_file") or "") for r in results.values()}):
+        checks.append(config_checks.controller_key_check(key_file or None))
+    checks.append(config_checks.preflight_check(project, {r.name: (r.vars, r.groups) for r in results.values()}))
+    for obs in observations:
+        checks.append(config_checks.secrets_check(obs["name"], obs["vars_errors"],
+                                                  obs["vars"].get("ssh_keys_private_keys")))
+        checks += host_checks.ssh_checks(obs)
+        if obs["result"]:
+            checks.append(host_checks.authorized_keys_check(obs))
+            checks += host_checks.docker_checks(obs, defaults)
+            checks += host_checks.resource_checks(obs)
+            checks += host_checks.worker_checks(obs, alive, head_error)
+    return checks
+
+
+def _cloud_checks(fleet, inventories: list[str], results, observations, nodes, state: dict):
+    """The cloud's listing against the inventory, and Ray nodes no host accounts for; the pods seen starting."""
+    from . import cloud
+    from .findings import threshold
+
+    listing, kinds = _cloud_listing(fleet, inventories)
+    known = {r.name: r.vars for r in results.values()}
+    first = next(iter(results.values()))
+    checks, seen = cloud.compare(known, listing, {r.name: bool(r.result) for r in results.values()},
+                                 time.time(), state.get("pods_starting", {}),
+                                 threshold(first.vars, "pod_starting_max_s"), kinds if listing else None)
+    if nodes:
+        ips = set()
+        for obs in observations:
+            ips |= set(((obs["result"] or {}).get("host") or {}).get("addresses") or [])
+            ips |= {str(obs["vars"].get(k)) for k in ("ansible_host", "fleetwarden_lab_address",
+                                                      "tpu_internal_ip", "gce_internal_ip") if obs["vars"].get(k)}
+        checks.append(cloud.unaccounted_ray_nodes(nodes, ips))
+    return checks, seen
+
+
+def _pipeline_checks(fleet, project: Path, inventories: list[str], results, args) -> list:
+    """The alert pipeline (monitoring and controller hosts), and the drift of the fleet from site.yml if asked."""
+    from ansible_collections.fleetwarden.fleet.plugins.module_utils._fleet_groups import (
+        CONTROLLER_GROUP,
+        MONITORING_GROUP,
+    )
+
+    from . import config_checks, pipeline
+
+    groups = {g: [h.name for h in fleet.inventory.get_hosts(g)] for g in (MONITORING_GROUP, CONTROLLER_GROUP)
+              if g in fleet.inventory.groups}
+    checks = pipeline.pipeline_checks(groups, lambda h: results[h].vars if h in results else {},
+                                      config_checks.spec_defaults(project))
+    if args.drift:
+        checks += pipeline.drift_checks(project, inventories, args.limit)
+    return checks
+
+
+def _recommendation_extras(checks, results) -> dict:
+    """What a recommendation's command needs filled in: a host's console, the controller's key."""
+    extras = {}
+    for check in checks:
+        if check.recommendation == "start-sshd" and check.host in results:
+            extras["start-sshd"] = {"console": _console(results[check.host].vars, check.host)}
+        if check.recommendation == "fix-controller-key":
+            extras["fix-controller-key"] = {"key": shlex.quote(check.evidence.get("path", "KEY"))}
+    return extras
+
+
+def _doctor_report(args, project: Path, inventories: list[str], started: float):
+    """The doctor's report, or an exit status when it cannot run."""
+    from .fleet import Fleet, FleetError
+
+    try:
+        fleet = Fleet(project, inventories, args.limit)
+    except FleetError as exc:
+        print(f"fleetwarden doctor: cannot run: {exc}", file=sys.stderr)
+        return 2
+    # Collection code is importable only once Fleet has installed ansible's collection loader.
+    from .report import StateFile, build_report, condition_state, validate
+    from .view import ray_alive_ips
+
+    results, observations = _gather(fleet, project, args)
+    alive, head_error, nodes = ray_alive_ips(observations)
+    checks = _host_checks(project, results, observations, alive, head_error)
+    state_file = StateFile(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                           / "fleetwarden" / "doctor-state.json")
+    state = state_file.load()
+    cloud_checks, seen = _cloud_checks(fleet, inventories, results, observations, nodes, state)
+    checks += cloud_checks
+    checks += _pipeline_checks(fleet, project, inventories, results, args)
+    report = build_report(checks, {r.name: bool(r.result) for r in results.values()}, inventories, started,
+                          state.get("conditions", {}), args.include_sensitive, args.drift,
+                          _recommendation_extras(checks, results))
+    problems = validate(report, project / "schemas" / "doctor-report.schema.json")
+    if problems:
+        print("fleetwarden doctor: the report does not match schemas/doctor-report.schema.json:\n  "
+              + "\n  ".join(problems[:20]), file=sys.stderr)
+        return 2
+    state_file.save({"conditions": condition_state(report), "pods_starting": seen})
+    return report
+
+
 def run_doctor(args) -> int:
     started = time.time()
     inventories = args.inventory or [DEFAULT_INVENTORY]
     try:
-        from .fleet import Fleet, FleetError
-
-        project = _project(args)
-        try:
-            fleet = Fleet(project, inventories, args.limit)
-        except FleetError as exc:
-            print(f"fleetwarden doctor: cannot run: {exc}", file=sys.stderr)
-            return 2
-        # Collection code is importable only once Fleet has installed ansible's collection loader.
-        from . import cloud, config_checks, host_checks, pipeline
-        from .findings import threshold
-        from .report import StateFile, build_report, condition_state, validate
-        from .view import ray_alive_ips
-
-        results = fleet.results(config_checks.spec_keys(project) | _schema_keys(project))
-        users = sorted({e.get("user") for r in results.values() for e in (r.vars.get("ssh_keys_authorized") or [])
-                        if isinstance(e, dict) and e.get("user")})
-        progress = Progress(sys.stderr.isatty())
-        progress.start(len(results))
-        fleet.gather(results, progress=progress, timeout=args.timeout, authorized_keys_users=users)
-        progress.clear()
-        observations = _observations(fleet, results)
-        checks = [config_checks.ansible_version_check()]
-        for key_file in sorted({str(r.vars.get("ansible_ssh_private_key_file") or "") for r in results.values()}):
-            checks.append(config_checks.controller_key_check(key_file or None))
-        checks.append(config_checks.preflight_check(project, {r.name: (r.vars, r.groups) for r in results.values()}))
-        alive, head_error, nodes = ray_alive_ips(observations)
-        for obs in observations:
-            checks.append(config_checks.secrets_check(obs["name"], obs["vars_errors"],
-                                                      obs["vars"].get("ssh_keys_private_keys")))
-            checks += host_checks.ssh_checks(obs)
-            if obs["result"]:
-                checks.append(host_checks.authorized_keys_check(obs))
-                checks += host_checks.docker_checks(obs)
-                checks += host_checks.resource_checks(obs)
-                checks += host_checks.worker_checks(obs, alive, head_error)
-        state_file = StateFile(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                               / "fleetwarden" / "doctor-state.json")
-        state = state_file.load()
-        listing, kinds = _cloud_listing(fleet, inventories)
-        known = {r.name: r.vars for r in results.values()}
-        first = next(iter(results.values()))
-        cloud_checks, seen = cloud.compare(known, listing, {r.name: bool(r.result) for r in results.values()},
-                                           time.time(), state.get("pods_starting", {}),
-                                           threshold(first.vars, "pod_starting_max_s"), kinds if listing else None)
-        checks += cloud_checks
-        if nodes:
-            ips = set()
-            for obs in observations:
-                ips |= set(((obs["result"] or {}).get("host") or {}).get("addresses") or [])
-                ips |= {str(obs["vars"].get(k)) for k in ("ansible_host", "fleetwarden_lab_address",
-                                                          "tpu_internal_ip", "gce_internal_ip") if obs["vars"].get(k)}
-            checks.append(cloud.unaccounted_ray_nodes(nodes, ips))
-        groups = {g: [h.name for h in fleet.inventory.get_hosts(g)] for g in ("monitoring", "controller")
-                  if g in fleet.inventory.groups}
-        checks += pipeline.pipeline_checks(groups, lambda h: results[h].vars if h in results else {},
-                                           config_checks.spec_defaults(project))
-        if args.drift:
-            checks += pipeline.drift_checks(project, inventories, args.limit)
-        extras = {}
-        for check in checks:
-            if check.recommendation == "start-sshd" and check.host in results:
-                extras["start-sshd"] = {"console": _console(results[check.host].vars, check.host)}
-            if check.recommendation == "fix-controller-key":
-                extras["fix-controller-key"] = {"key": shlex.quote(check.evidence.get("path", "KEY"))}
-        report = build_report(checks, {r.name: bool(r.result) for r in results.values()}, inventories, started,
-                              state.get("conditions", {}), args.include_sensitive, args.drift, extras)
-        problems = validate(report, project / "schemas" / "doctor-report.schema.json")
-        if problems:
-            print("fleetwarden doctor: the report does not match schemas/doctor-report.schema.json:\n  "
-                  + "\n  ".join(problems[:20]), file=sys.stderr)
-            return 2
-        state_file.save({"conditions": condition_state(report), "pods_starting": seen})
+        report = _doctor_report(args, _project(args), inventories, started)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         print(f"fleetwarden doctor: cannot run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    if isinstance(report, int):
+        return report
     text = json.dumps(report, indent=2)
     if args.save_report:
         args.save_report.parent.mkdir(parents=True, exist_ok=True)

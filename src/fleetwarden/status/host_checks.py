@@ -67,6 +67,19 @@ def declared_keys(entries: list, policy: dict | None) -> tuple[dict, list[str]]:
     return users, problems
 
 
+def _user_keys(want: dict, have: dict) -> tuple[dict, str]:
+    """(evidence, status) of one user's authorized_keys against the declared keys."""
+    have_fps = {k["fingerprint"]: k.get("comment", "") for k in have.get("keys", []) if "fingerprint" in k}
+    missing = sorted(set(want["fingerprints"]) - set(have_fps))
+    extra = sorted(set(have_fps) - set(want["fingerprints"]))
+    unreadable = [k["line"] for k in have.get("keys", []) if "error" in k]
+    evidence = {"missing": missing, "undeclared": extra, "unreadable_lines": unreadable,
+                "exclusive": want["exclusive"], "file_error": have.get("error")}
+    if missing or (extra and want["exclusive"]) or have.get("error") == "no such user":
+        return evidence, "FAIL"
+    return evidence, "WARN" if extra or unreadable else "OK"
+
+
 def authorized_keys_check(obs: dict) -> Check:
     host, host_vars = obs["name"], obs.get("vars") or {}
     found = ((obs.get("result") or {}).get("host") or {}).get("authorized_keys") or {}
@@ -75,17 +88,9 @@ def authorized_keys_check(obs: dict) -> Check:
         return Check("ssh.authorized_keys", "ssh", "SKIP", "the fleet declares no ssh_keys_authorized", host=host)
     evidence, status = {}, "OK"
     for user, want in sorted(declared.items()):
-        have = found.get(user) or {"keys": [], "error": "not read"}
-        have_fps = {k["fingerprint"]: k.get("comment", "") for k in have.get("keys", []) if "fingerprint" in k}
-        missing = sorted(set(want["fingerprints"]) - set(have_fps))
-        extra = sorted(set(have_fps) - set(want["fingerprints"]))
-        unreadable = [k["line"] for k in have.get("keys", []) if "error" in k]
-        evidence[user] = {"missing": missing, "undeclared": extra, "unreadable_lines": unreadable,
-                          "exclusive": want["exclusive"], "file_error": have.get("error")}
-        if missing or (extra and want["exclusive"]) or have.get("error") == "no such user":
-            status = "FAIL"
-        elif (extra or unreadable) and status == "OK":
-            status = "WARN"
+        evidence[user], user_status = _user_keys(want, found.get(user) or {"keys": [], "error": "not read"})
+        if user_status == "FAIL" or (user_status == "WARN" and status == "OK"):
+            status = user_status
     if problems:
         status = "FAIL"
         evidence["declaration_problems"] = problems
@@ -96,6 +101,66 @@ def authorized_keys_check(obs: dict) -> Check:
                  recommendation="apply-ssh-keys" if status == "FAIL" else None)
 
 
+def _unit_check(host: str, w: dict) -> Check:
+    name, unit, container = w["name"], w["unit"], w["container"]
+    ev = {"unit": unit, "container": {k: container.get(k) for k in ("status", "exit", "oom_killed", "uptime_s")}}
+    if unit["active"] in LIVE_STATES and container["running"]:
+        return Check("worker.unit", "workers", "OK", "running", host, name, ev)
+    if unit["active"] == "failed" and unit.get("restarts_exhausted"):
+        return Check("worker.unit", "workers", "FAIL", "unit failed: its restarts are exhausted "
+                     f"({unit['restarts']} restarts, start limit {unit.get('start_limit_burst')})",
+                     host, name, ev, "recover-worker")
+    if unit["active"] in ("failed", "inactive", "unknown") or unit["load"] != "loaded":
+        return Check("worker.unit", "workers", "FAIL", f"unit {unit['active']} ({unit['result']})",
+                     host, name, ev, "recover-worker")
+    if unit["active"] == "activating":
+        return Check("worker.unit", "workers", "WARN", f"unit activating ({unit['sub']})", host, name, ev,
+                     "watch-restart-loop")
+    return Check("worker.unit", "workers", "FAIL", "unit active but its container is not running",
+                 host, name, ev, "recover-worker")
+
+
+def _restart_checks(host: str, w: dict, host_vars: dict) -> list[Check]:
+    budget, restarts = w.get("restart_budget"), w.get("restarts_last_hour")
+    if not budget or restarts is None:
+        return []
+    rev = {"restarts_last_hour": restarts, "budget": budget}
+    if restarts >= budget:
+        return [Check("worker.restarts", "workers", "FAIL", f"{restarts} restarts in the last hour: "
+                      f"the budget of {budget} is spent", host, w["name"], rev, "recover-worker")]
+    if restarts >= budget * threshold(host_vars, "restart_warn_fraction"):
+        return [Check("worker.restarts", "workers", "WARN", f"restart loop: {restarts} of {budget} "
+                      "restarts in the last hour", host, w["name"], rev, "watch-restart-loop")]
+    return []
+
+
+def _heartbeat_checks(host: str, w: dict) -> list[Check]:
+    max_age, age = w["probe"].get("heartbeat_max_age_s"), w.get("heartbeat_age_s")
+    if not max_age or not w["container"]["running"]:
+        return []
+    hev = {"age_s": age, "max_age_s": max_age, "probe_last_failure": w["probe"].get("last_failure")}
+    if age is None or age < 0:
+        return [Check("worker.heartbeat", "workers", "FAIL", "heartbeat file missing", host, w["name"], hev,
+                      "recover-worker")]
+    if age > max_age:
+        return [Check("worker.heartbeat", "workers", "FAIL", f"stale heartbeat: {age:.0f} s old "
+                      f"(max {max_age} s)", host, w["name"], hev, "recover-worker")]
+    return [Check("worker.heartbeat", "workers", "OK", f"heartbeat {age:.0f} s old", host, w["name"], hev)]
+
+
+def _deployment_checks(host: str, w: dict) -> list[Check]:
+    """The worker's image is on the host and its declared mounts are mounted."""
+    checks = []
+    if w.get("image_present") is False:
+        checks.append(Check("worker.image", "workers", "FAIL", f"image {w['image']} is missing on the host",
+                            host, w["name"], {"image": w["image"]}, "deploy-workers"))
+    lost = [m["mountpoint"] for m in w.get("mounts") or [] if not m["mounted"]]
+    if lost:
+        checks.append(Check("worker.mounts", "workers", "FAIL", "declared mounts are not mounted", host, w["name"],
+                            {"mountpoints": lost}, "deploy-workers"))
+    return checks
+
+
 def worker_checks(obs: dict, alive_ips: set[str] | None, head_error: str | None) -> list[Check]:
     """Per worker: unit, restarts, heartbeat, image, mounts, and whether the Ray head lists it ALIVE."""
     host = obs["name"]
@@ -103,53 +168,12 @@ def worker_checks(obs: dict, alive_ips: set[str] | None, head_error: str | None)
     addresses = set(((result.get("host") or {}).get("addresses")) or [])
     checks = []
     for w in result.get("workers") or []:
-        name, unit, container = w["name"], w["unit"], w["container"]
-        ev = {"unit": unit, "container": {k: container.get(k) for k in ("status", "exit", "oom_killed", "uptime_s")}}
-        if unit["active"] in LIVE_STATES and container["running"]:
-            checks.append(Check("worker.unit", "workers", "OK", "running", host, name, ev))
-        elif unit["active"] == "failed" and unit.get("restarts_exhausted"):
-            checks.append(Check("worker.unit", "workers", "FAIL", "unit failed: its restarts are exhausted "
-                                f"({unit['restarts']} restarts, start limit {unit.get('start_limit_burst')})",
-                                host, name, ev, "recover-worker"))
-        elif unit["active"] in ("failed", "inactive", "unknown") or unit["load"] != "loaded":
-            checks.append(Check("worker.unit", "workers", "FAIL", f"unit {unit['active']} ({unit['result']})",
-                                host, name, ev, "recover-worker"))
-        elif unit["active"] == "activating":
-            checks.append(Check("worker.unit", "workers", "WARN", f"unit activating ({unit['sub']})", host, name, ev,
-                                "watch-restart-loop"))
-        else:
-            checks.append(Check("worker.unit", "workers", "FAIL", "unit active but its container is not running",
-                                host, name, ev, "recover-worker"))
-        budget, restarts = w.get("restart_budget"), w.get("restarts_last_hour")
-        if budget and restarts is not None:
-            rev = {"restarts_last_hour": restarts, "budget": budget}
-            if restarts >= budget:
-                checks.append(Check("worker.restarts", "workers", "FAIL", f"{restarts} restarts in the last hour: "
-                                    f"the budget of {budget} is spent", host, name, rev, "recover-worker"))
-            elif restarts >= budget * threshold(obs.get("vars") or {}, "restart_warn_fraction"):
-                checks.append(Check("worker.restarts", "workers", "WARN", f"restart loop: {restarts} of {budget} "
-                                    "restarts in the last hour", host, name, rev, "watch-restart-loop"))
-        max_age, age = w["probe"].get("heartbeat_max_age_s"), w.get("heartbeat_age_s")
-        if max_age and container["running"]:
-            hev = {"age_s": age, "max_age_s": max_age, "probe_last_failure": w["probe"].get("last_failure")}
-            if age is None or age < 0:
-                checks.append(Check("worker.heartbeat", "workers", "FAIL", "heartbeat file missing", host, name, hev,
-                                    "recover-worker"))
-            elif age > max_age:
-                checks.append(Check("worker.heartbeat", "workers", "FAIL", f"stale heartbeat: {age:.0f} s old "
-                                    f"(max {max_age} s)", host, name, hev, "recover-worker"))
-            else:
-                checks.append(Check("worker.heartbeat", "workers", "OK", f"heartbeat {age:.0f} s old", host, name,
-                                    hev))
-        if w.get("image_present") is False:
-            checks.append(Check("worker.image", "workers", "FAIL", f"image {w['image']} is missing on the host",
-                                host, name, {"image": w["image"]}, "deploy-workers"))
-        lost = [m["mountpoint"] for m in w.get("mounts") or [] if not m["mounted"]]
-        if lost:
-            checks.append(Check("worker.mounts", "workers", "FAIL", "declared mounts are not mounted", host, name,
-                                {"mountpoints": lost}, "deploy-workers"))
+        checks.append(_unit_check(host, w))
+        checks += _restart_checks(host, w, obs.get("vars") or {})
+        checks += _heartbeat_checks(host, w)
+        checks += _deployment_checks(host, w)
         if w.get("role") in ("head", "worker"):
-            checks.append(_ray_check(host, name, addresses, alive_ips, head_error))
+            checks.append(_ray_check(host, w["name"], addresses, alive_ips, head_error))
     return checks
 
 
@@ -165,8 +189,10 @@ def _ray_check(host, name, addresses, alive_ips, head_error) -> Check:
                  {"host_addresses": sorted(addresses), "alive_node_ips": sorted(alive_ips)}, "rejoin-ray")
 
 
-def docker_checks(obs: dict) -> list[Check]:
-    host, host_vars = obs["name"], obs.get("vars") or {}
+def docker_checks(obs: dict, defaults: dict) -> list[Check]:
+    """dockerd answers, with the settings declared: the host's vars, else ``defaults`` (the roles' argument specs,
+    config_checks.spec_defaults)."""
+    host, host_vars = obs["name"], dict(defaults, **(obs.get("vars") or {}))
     docker = ((obs.get("result") or {}).get("host") or {}).get("docker") or {}
     if not docker.get("answers"):
         return [Check("host.dockerd", "hosts", "FAIL", "dockerd does not answer", host,
@@ -174,16 +200,15 @@ def docker_checks(obs: dict) -> list[Check]:
     checks = [Check("host.dockerd", "hosts", "OK", f"dockerd {docker.get('version')} answers", host,
                     evidence={"version": docker.get("version"), "root_dir": docker.get("root_dir")})]
     drift = {}
-    want_live = host_vars.get("docker_engine_live_restore", True)
+    want_live = host_vars["docker_engine_live_restore"]
     if bool(docker.get("live_restore")) != bool(want_live):
         drift["live_restore"] = {"declared": bool(want_live), "running": docker.get("live_restore")}
-    want_driver = host_vars.get("docker_engine_log_driver", "json-file")
+    want_driver = host_vars["docker_engine_log_driver"]
     if docker.get("log_driver") != want_driver:
         drift["log_driver"] = {"declared": want_driver, "running": docker.get("log_driver")}
     opts = ((docker.get("daemon_json") or {}).get("log-opts")) or {}
-    for key, var, default in (("max-size", "docker_engine_log_max_size", "500m"),
-                              ("max-file", "docker_engine_log_max_file", 3)):
-        want = str(host_vars.get(var, default))
+    for key, var in (("max-size", "docker_engine_log_max_size"), ("max-file", "docker_engine_log_max_file")):
+        want = str(host_vars[var])
         if want_driver == "json-file" and str(opts.get(key)) != want:
             drift["log-opts." + key] = {"declared": want, "in_daemon_json": opts.get(key)}
     if drift:
@@ -195,9 +220,7 @@ def docker_checks(obs: dict) -> list[Check]:
     return checks
 
 
-def resource_checks(obs: dict) -> list[Check]:
-    host, host_vars = obs["name"], obs.get("vars") or {}
-    facts = (obs.get("result") or {}).get("host") or {}
+def disk_checks(host: str, host_vars: dict, facts: dict) -> list[Check]:
     checks = []
     warn, fail = threshold(host_vars, "disk_warn_pct"), threshold(host_vars, "disk_fail_pct")
     for disk in facts.get("disks") or []:
@@ -216,8 +239,13 @@ def resource_checks(obs: dict) -> list[Check]:
                                 host, evidence=ev, recommendation="watch-disk"))
         else:
             checks.append(Check("host.disk", "hosts", "OK", f"{disk['path']} {used:.1f}% used", host, evidence=ev))
-    memory = facts.get("memory") or {}
-    used = memory.get("used_pct")
+    return checks
+
+
+def memory_checks(host: str, host_vars: dict, facts: dict) -> list[Check]:
+    """Memory in use, and the kernel's OOM kills since boot."""
+    checks = []
+    used = (facts.get("memory") or {}).get("used_pct")
     if used is not None:
         mwarn, mfail = threshold(host_vars, "memory_warn_pct"), threshold(host_vars, "memory_fail_pct")
         status = "FAIL" if used >= mfail else "WARN" if used >= mwarn else "OK"
@@ -231,23 +259,35 @@ def resource_checks(obs: dict) -> list[Check]:
         checks.append(Check("host.oom", "hosts", "WARN" if kills else "OK", f"{kills} OOM kills since boot", host,
                             evidence={"oom_kill_count": kills, "uptime_s": facts.get("uptime_s")},
                             recommendation="relieve-memory" if kills else None))
+    return checks
+
+
+def gpu_check(host: str, facts: dict) -> Check:
     gpus = facts.get("gpus")
     if gpus is None:
-        checks.append(Check("host.gpu", "hosts", "SKIP", "no nvidia-smi on this host", host))
-    else:
-        bad = [g for g in gpus if g.get("error") or g.get("health") == "unhealthy"]
-        slow = [g for g in gpus if g.get("health") == "degraded"]
-        status = "FAIL" if bad else "WARN" if slow else "OK"
-        why = [f"GPU {g.get('index') if g.get('index') is not None else g.get('pci_bus_id')}: {r}"
-               for g in bad + slow for r in g.get("reasons") or []] + [f"nvidia-smi: {g['error']}"
-                                                                      for g in bad if g.get("error")]
-        checks.append(Check("host.gpu", "hosts", status, f"{len(gpus)} GPUs, {len(bad)} unhealthy, {len(slow)} "
-                            "degraded (ECC, retired pages, XID)" + ("; " + "; ".join(why[:4]) if why else ""),
-                            host, evidence={"gpus": gpus},
-                            recommendation="drain-gpu" if bad else None))
+        return Check("host.gpu", "hosts", "SKIP", "no nvidia-smi on this host", host)
+    bad = [g for g in gpus if g.get("error") or g.get("health") == "unhealthy"]
+    slow = [g for g in gpus if g.get("health") == "degraded"]
+    status = "FAIL" if bad else "WARN" if slow else "OK"
+    why = [f"GPU {g.get('index') if g.get('index') is not None else g.get('pci_bus_id')}: {r}"
+           for g in bad + slow for r in g.get("reasons") or []] + [f"nvidia-smi: {g['error']}"
+                                                                  for g in bad if g.get("error")]
+    return Check("host.gpu", "hosts", status, f"{len(gpus)} GPUs, {len(bad)} unhealthy, {len(slow)} "
+                 "degraded (ECC, retired pages, XID)" + ("; " + "; ".join(why[:4]) if why else ""),
+                 host, evidence={"gpus": gpus}, recommendation="drain-gpu" if bad else None)
+
+
+def versions_check(host: str, facts: dict) -> Check:
     versions = facts.get("versions") or {}
     python = tuple(int(p) for p in (versions.get("python") or "0.0").split(".")[:2])
     summary = "python3 {}, systemd {}, docker {}".format(*(versions.get(k) for k in ("python", "systemd", "docker")))
-    checks.append(Check("config.host_versions", "configuration", "OK" if python >= (3, 9) else "FAIL", summary,
-                        host, evidence=versions, recommendation=None if python >= (3, 9) else "deploy-workers"))
-    return checks
+    return Check("config.host_versions", "configuration", "OK" if python >= (3, 9) else "FAIL", summary,
+                 host, evidence=versions, recommendation=None if python >= (3, 9) else "deploy-workers")
+
+
+def resource_checks(obs: dict) -> list[Check]:
+    """Disk, memory and OOM kills, GPUs, and the versions of what runs the workers."""
+    host, host_vars = obs["name"], obs.get("vars") or {}
+    facts = (obs.get("result") or {}).get("host") or {}
+    return (disk_checks(host, host_vars, facts) + memory_checks(host, host_vars, facts)
+            + [gpu_check(host, facts), versions_check(host, facts)])

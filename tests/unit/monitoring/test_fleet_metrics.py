@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_metrics as fm
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _nvidia_smi as smi
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_unit as wu
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 
@@ -92,11 +93,13 @@ def test_units_from_real_systemctl_show_output():
     assert set(units) == {"fwmon-fail.service", "docker.service", "fleetwarden-worker-nosuch.service"}
     failed = units["fwmon-fail.service"]
     assert (failed["ActiveState"], failed["Result"], failed["NRestarts"]) == ("failed", "exit-code", "3")
-    decl = declaration()
-    assert fm.restarts_exhausted(decl, failed)  # systemd 252 says exit-code, not start-limit-hit
-    assert not fm.restarts_exhausted(decl, units["docker.service"])
-    assert not fm.restarts_exhausted(declaration(restart={"policy": "no"}), failed)
-    assert fm.restarts_exhausted(decl, {"ActiveState": "activating", "Result": "start-limit-hit"})
+    # The capture's unit had StartLimitBurst=3 (fixtures README), as a worker with max_per_hour 2 has.
+    decl = declaration(restart={"max_per_hour": 2})
+    assert worker_state.restarts_exhausted(failed, decl)  # systemd 252 says exit-code, not start-limit-hit
+    assert not worker_state.restarts_exhausted(units["docker.service"], decl)
+    assert not worker_state.restarts_exhausted(failed, declaration(restart={"policy": "no", "max_per_hour": 2}))
+    assert not worker_state.restarts_exhausted(failed, declaration())  # 3 of its 10 restarts: a dependency failed
+    assert worker_state.restarts_exhausted({"ActiveState": "activating", "Result": "start-limit-hit"}, decl)
 
 
 def test_oom_kills_and_last_death_from_real_docker_events():
@@ -151,9 +154,9 @@ def test_restart_window_starts_afresh_when_an_exhausted_unit_runs_again():
 
 def test_worker_samples_of_a_running_worker_with_a_heartbeat():
     decl = declaration(probe={"heartbeat": {"path": "/tmp/hb", "max_age": 30}})
-    container = fm.container_facts({"Name": "/trainer", "State": {
+    container = worker_state.container_summary({"Name": "/trainer", "State": {
         "Running": True, "ExitCode": 0, "OOMKilled": False, "StartedAt": "2026-11-27T10:00:00.5Z", "Pid": 42},
-        "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}}})
+        "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}}}, now=1795773700.0)
     unit = {"ActiveState": "active", "Result": "success", "NRestarts": "2"}
     samples = dict(((name, value) for name, _, value in
                     fm.worker_samples(decl, unit, container, None, 2, heartbeat_age=3.5, probe_ok=True)))
@@ -170,7 +173,7 @@ def test_worker_samples_of_a_running_worker_with_a_heartbeat():
 def test_worker_samples_of_an_oom_killed_worker_read_from_its_exited_container():
     inspect = __import__("json").loads((FIXTURES / "diagnosis" / "inspect-oom-killed.json").read_text())[0]
     samples = dict((name, value) for name, _, value in fm.worker_samples(
-        declaration(), {"ActiveState": "activating"}, fm.container_facts(inspect)))
+        declaration(), {"ActiveState": "activating"}, worker_state.container_summary(inspect, now=0)))
     assert samples["fleetwarden_worker_up"] == 0
     assert samples["fleetwarden_worker_last_exit_code"] == 137
     assert samples["fleetwarden_worker_last_oom_killed"] == 1

@@ -14,6 +14,7 @@ from fleetwarden.status.findings import RECOMMENDATIONS, Check
 from fleetwarden.status.view import format_status, ray_alive_ips, status_document
 
 REPO = Path(__file__).resolve().parents[3]
+DEFAULTS = config_checks.spec_defaults(REPO)
 STATUS = REPO / "tests" / "fixtures" / "status"
 SCHEMA = json.loads((REPO / "schemas" / "doctor-report.schema.json").read_text())
 
@@ -96,7 +97,8 @@ def test_authorized_keys_against_the_declared_policy(key):
 def test_recorded_healthy_hosts_pass_every_worker_and_host_check():
     ips = alive()
     for role in ("head", "worker"):
-        checks = (host_checks.worker_checks(observation(role), ips, None) + host_checks.docker_checks(observation(role))
+        checks = (host_checks.worker_checks(observation(role), ips, None)
+                  + host_checks.docker_checks(observation(role), DEFAULTS)
                   + host_checks.resource_checks(observation(role)))
         bad = [c for c in checks if c.status == "FAIL"]
         assert not bad, bad
@@ -158,13 +160,13 @@ def test_missing_image_and_lost_mount():
 def test_docker_settings_drift_and_a_silent_dockerd():
     obs = observation(vars={"docker_engine_live_restore": True, "docker_engine_log_max_size": "500m"})
     obs["result"]["host"]["docker"]["live_restore"] = False
-    check = by_id(host_checks.docker_checks(obs), "host.docker_settings")
+    check = by_id(host_checks.docker_checks(obs, DEFAULTS), "host.docker_settings")
     assert check.status == "FAIL" and check.evidence["live_restore"] == {"declared": True, "running": False}
     obs = observation(vars={"docker_engine_log_max_size": "100m"})
-    check = by_id(host_checks.docker_checks(obs), "host.docker_settings")
+    check = by_id(host_checks.docker_checks(obs, DEFAULTS), "host.docker_settings")
     assert check.status == "WARN" and "log-opts.max-size" in check.evidence
     obs["result"]["host"]["docker"]["answers"] = False
-    assert by_id(host_checks.docker_checks(obs), "host.dockerd").recommendation == "start-docker"
+    assert by_id(host_checks.docker_checks(obs, DEFAULTS), "host.dockerd").recommendation == "start-docker"
 
 
 def test_disk_thresholds_come_from_host_variables():

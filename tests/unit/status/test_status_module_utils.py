@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_status as shape
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 
 FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
@@ -41,7 +42,7 @@ def test_unit_summary_ages_the_last_state_change_from_the_monotonic_clock():
     ({"ActiveState": "activating", "Result": "exit-code", "NRestarts": "10", "StartLimitBurst": "11"}, False),
 ])
 def test_restarts_exhausted(props, exhausted):
-    assert shape.restarts_exhausted(props) is exhausted
+    assert worker_state.restarts_exhausted(props) is exhausted
 
 
 def test_restarts_are_counted_per_unit_inside_the_window():
@@ -61,14 +62,14 @@ def test_restarts_are_counted_per_unit_inside_the_window():
 def test_container_summary_from_docker_inspect(fixture, running, code, words):
     inspected = json.loads((FIXTURES_DIR / fixture).read_text())
     inspected = inspected[0] if isinstance(inspected, list) else inspected
-    summary = shape.container_summary(inspected, now=4102444800.0)
+    summary = worker_state.container_summary(inspected, now=4102444800.0)
     assert summary["running"] is running
     assert "Env" not in json.dumps(summary)
     if code is None:
         assert summary["exit"] is None and summary["uptime_s"] > 0
     else:
         assert summary["exit"]["code"] == code and words in summary["exit"]["meaning"]
-    assert shape.container_summary(None, 0)["status"] == "missing"
+    assert worker_state.container_summary(None, 0)["status"] == "missing"
 
 
 def test_ray_nodes_from_the_state_api():

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 FILES = Path(__file__).resolve().parents[3] / "roles" / "worker_service" / "files"
+COLLECTIONS = FILES.parents[2] / "collections"
 sys.path.insert(0, str(FILES))
 
 from fleetwarden_worker import alert, cli, common, deaths, health, probe, settle, supervise, waiting  # noqa: E402 - after the path
@@ -415,7 +416,8 @@ def test_settle_gives_up_at_the_timeout_naming_the_last_reason():
 
 # --- the script and its package -------------------------------------------------------------------------------------
 def run_tool(*args, timeout=60):
-    env = dict(os.environ, FLEETWARDEN_WORKER_LIB=str(FILES))
+    # On a host the role copies the collection's module_utils into the tool's library; here collections/ has them.
+    env = dict(os.environ, FLEETWARDEN_WORKER_LIB=str(FILES), PYTHONPATH=str(COLLECTIONS))
     return subprocess.run([sys.executable, str(FILES / "fleetwarden-worker"), *args], env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
@@ -437,10 +439,11 @@ def test_the_script_keeps_its_command_line():
 
 def test_grpcio_is_loaded_only_for_a_grpc_check():
     # supervise and alert never check; a probe without a raylet check runs without grpcio (about 15 MiB each).
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; "
             "from fleetwarden_worker import alert, cli, probe, settle, supervise, waiting; "
             "print([m for m in sys.modules if m.startswith('grpc')])")
-    done = subprocess.run([sys.executable, "-c", code, str(FILES)], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code, str(FILES), str(COLLECTIONS)], capture_output=True, text=True,
+                          check=True)
     assert done.stdout.strip() == "[]"
 
 
@@ -484,7 +487,10 @@ def test_the_role_copies_every_module_util_the_tool_imports():
     utils = FILES.parents[2] / "plugins" / "module_utils"
     imports = re.compile(r"^from ansible_collections\.fleetwarden\.fleet\.plugins\.module_utils(?:\.| import )(_\w+)",
                          re.M)
-    needed, todo = set(), ["_death_record", "_diagnosis"]  # what fleetwarden_worker/deaths.py imports
+    tool = re.compile(imports.pattern.replace("^from", r"^\s*from"), re.M)  # deaths.py imports inside a function
+    found = tool.findall("\n".join(path.read_text() for path in (FILES / "fleetwarden_worker").glob("*.py")))
+    assert {"_death_record", "_diagnosis", "_worker_state"} <= set(found)
+    needed, todo = set(), sorted(set(found))  # what the tool's package imports
     while todo:
         name = todo.pop()
         needed.add(name + ".py")

@@ -22,7 +22,7 @@ def fill_placeholders(arg, facts):
 
 
 def alert(unit):
-    name = unit[len("fleetwarden-worker-"):-len(".service")] if unit.startswith("fleetwarden-worker-") else ""
+    name = common.worker_state.worker_of_unit(unit)
     props = common.unit_properties(unit)
     facts = {"unit": unit, "worker": name, "host": socket.gethostname(), "result": props.get("Result", ""),
              "exit_status": props.get("ExecMainStatus", ""), "restarts": props.get("NRestarts", "")}

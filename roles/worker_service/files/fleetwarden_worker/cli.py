@@ -6,6 +6,8 @@ A subcommand imports only its own module: supervise and alert never load grpcio.
 import argparse
 import importlib
 
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import SETTLE_WINDOW_S
+
 
 def parser():
     top = argparse.ArgumentParser(prog="fleetwarden-worker",
@@ -17,7 +19,7 @@ def parser():
     commands.add_parser("probe").add_argument("name")
     commands.add_parser("alert").add_argument("unit")
     sub = commands.add_parser("settle")
-    sub.add_argument("--window", type=float, default=15, help="seconds the worker must stay healthy")
+    sub.add_argument("--window", type=float, default=SETTLE_WINDOW_S, help="seconds the worker must stay healthy")
     sub.add_argument("--timeout", type=float, default=120, help="seconds it has to become healthy, window included")
     sub.add_argument("--interval", type=float, default=1)
     sub.add_argument("name")

@@ -1,4 +1,7 @@
-"""What every subcommand shares: paths, journal priorities, the declaration, docker and systemctl."""
+"""What every subcommand shares: paths, journal priorities, the declaration, docker and systemctl.
+
+Names, paths and the unit properties are the collection's _worker_state (the role copies it next to this package).
+"""
 
 import json
 import os
@@ -6,8 +9,10 @@ import socket
 import subprocess
 import sys
 
-CONFIG_DIR = os.environ.get("FLEETWARDEN_WORKER_CONFIG_DIR", "/etc/fleetwarden/workers")
-STATE_DIR = os.environ.get("FLEETWARDEN_WORKER_STATE_DIR", "/run/fleetwarden/workers")
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state
+
+CONFIG_DIR = os.environ.get("FLEETWARDEN_WORKER_CONFIG_DIR", worker_state.PATHS["config_dir"])
+STATE_DIR = os.environ.get("FLEETWARDEN_WORKER_STATE_DIR", worker_state.STATE_DIR)
 DOCKER = os.environ.get("FLEETWARDEN_DOCKER", "/usr/bin/docker")
 SYSTEMCTL = "/usr/bin/systemctl"
 # sd-daemon priority prefixes: journald files each line under that priority.
@@ -24,7 +29,7 @@ def load_declaration(name):
 
 
 def unit_name(name):
-    return f"fleetwarden-worker-{name}.service"
+    return worker_state.unit_names(name)["worker"]
 
 
 def sd_notify(message):
@@ -78,6 +83,6 @@ def parse_container_state(result):
 
 
 def unit_properties(unit):
-    properties = "--property=Result,ExecMainStatus,ExecMainCode,NRestarts,ActiveState"
+    properties = "--property=" + ",".join(worker_state.UNIT_PROPERTIES)
     result = subprocess.run([SYSTEMCTL, "show", unit, properties], capture_output=True, text=True, check=False)
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)

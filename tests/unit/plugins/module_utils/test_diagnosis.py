@@ -364,8 +364,8 @@ def test_config_error_quotes_docker_error():
 
 
 def test_every_cause_has_a_known_remediation_and_a_recommendation():
-    assert set(diag.REMEDIATIONS) == set(diag.CAUSES)
-    assert set(diag.REMEDIATIONS.values()) <= set(diag.REMEDIATION_IDS)
+    assert set(diag.REMEDIATION_OF_CAUSE) == set(diag.CAUSES)
+    assert set(diag.REMEDIATION_OF_CAUSE.values()) <= set(diag.REMEDIATION_IDS)
     assert set(diag.PRECEDENCE) == set(diag.CAUSES) - {"running"}
     for cause in diag.CAUSES:
         text = diag.recommend(cause, [{"cause": cause, "reason": "because"}], observation(), {"repeated": False})
