@@ -18,6 +18,7 @@ import yaml
 from ansible.errors import AnsibleError
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import WORKER_KEYS, workers_errors
 
+JSONSCHEMA_IMPORT_ERROR = None
 try:  # a controller requirement of the fleetwarden package; its absence is reported when a check runs
     from jsonschema import Draft202012Validator
 except ImportError as exc:
