@@ -36,7 +36,7 @@ options:
     type: str
   workers:
     description:
-      - Diagnose several workers in one call (one remote round trip for a host's workers, issue 16). Each item
+      - Diagnose several workers in one call (one remote round trip for a host's workers). Each item
         takes the per-worker options C(name) (required), C(unit), C(image), C(mounts), C(ray_head_address) and
         C(history); the other options apply to every worker. The daemon is asked once for all of them.
       - The results are in RV(workers), one per item in its order. One of O(name), O(workers) and

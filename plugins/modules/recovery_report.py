@@ -10,7 +10,7 @@ description:
   - The reports are the controller's output, not a change to a host, so it reports C(changed=false) and writes
     in check mode too.
   - One task, no module run, where C(ansible.builtin.file) and a C(ansible.builtin.copy) per file ran a module
-    each on the controller (issue 16, docs/benchmarks.md).
+    each on the controller (docs/benchmarks.md).
 version_added: 0.1.0
 author: fleetwarden maintainers (@fleetwarden)
 options:
