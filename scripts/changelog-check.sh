@@ -19,7 +19,7 @@ changed="$( { git diff --name-only "$release" HEAD; git status --porcelain | cut
 fragments="$(find changelogs/fragments -name '*.yml' -o -name '*.yaml' | wc -l)"
 if [ -n "$changed" ] && [ "$fragments" -eq 0 ]; then
   echo "changelog-check: these files changed since the last release ($release) and changelogs/fragments/ is empty:" >&2
-  echo "$changed" | sed 's/^/  /' >&2
+  printf '%s\n' "$changed" | sed 's/^/  /' >&2
   echo "Add changelogs/fragments/<topic>.yml (docs/development.md, Releases)." >&2
   exit 1
 fi

@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 python_version="${SANITY_PYTHON:-3.11}"   # every Python ansible-core supports that this machine has
 
+# The shellcheck test is skipped, not failed, without the program: install it (Debian's package).
+if ! command -v shellcheck >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+fi
+
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
