@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Alert to recovery, end to end (issue 12): fault -> healthy and fault -> resolved, through Prometheus,
+"""Alert to recovery, end to end: fault -> healthy and fault -> resolved, through Prometheus,
 Alertmanager, the recovery receiver and recover.yml, for the three faults of tests/integration/test_receiver_e2e.py.
 
 Usage: .venv/bin/python benchmarks/receiver_e2e.py [--trials 3] [--faults unit_stopped,...] [--json FILE]

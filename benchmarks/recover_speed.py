@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""recover.yml's own time per fault, and on a healthy host, on the lab as site.yml deploys it (issue 16).
+"""recover.yml's own time per fault, and on a healthy host, on the lab as site.yml deploys it.
 
 Usage: .venv/bin/python benchmarks/recover_speed.py [--trials 5] [--cases healthy,unit_stopped,sigkill]
            [--baseline DIR] [--json FILE]

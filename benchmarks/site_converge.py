@@ -2,7 +2,8 @@
 """`site.yml` run again with nothing to change, against a floor playbook with the same hosts and task count.
 
 Usage: .venv/bin/python benchmarks/site_converge.py [--trials 5] [-i inventory/lab] [--main-ref 719971a]
-Needs a lab that site.yml has deployed. The floor is issue 16's: built from the site.yml it measured (commit
+Needs a lab that site.yml has deployed. The floor is the one the speed work started from: built from the
+site.yml it measured (commit
 719971a, the tree before its levers: 60 pings + 28 skipped tasks there). That site.yml (`git archive <ref>` into
 a temporary directory) runs on the lab with the json callback until a run changes nothing (it deploys its own
 worker tool and units, so its first run changes them; the second must not); from that run, each task
@@ -105,7 +106,7 @@ def converged_report(project: Path, inventory: Path, extra: tuple[str, ...] = ()
     raise SystemExit(f"{project}'s site.yml still changed something on its second run: {changed_hosts(report)}")
 
 
-FLOOR_REF = "719971a"  # the tree issue 16 measured its floor on, before any of its levers
+FLOOR_REF = "719971a"  # the tree the floor was measured on, before any speed lever
 
 
 def main_tree(ref: str, into: Path) -> Path:
@@ -130,7 +131,7 @@ def main() -> int:
         main = main_tree(args.main_ref, temp_dir / "main")
         # The lab's inventory (and group_vars) are this checkout's. The receiver deploys the collection and the
         # wheel it is given: this checkout's, as the site.yml runs below do, so that main's run changes nothing.
-        # That tree deploys its own worker tool and units (issue 16 changed both), so on a lab this checkout
+        # That tree deploys its own worker tool and units (both changed since), so on a lab this checkout
         # deployed its first run changes them: the floor comes from its second run, which must change nothing.
         report = converged_report(main, inventory, ("-e", f"recovery_receiver_source_dir={REPO}"))
         source = yaml.safe_load((main / "site.yml").read_text())

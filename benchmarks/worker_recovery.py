@@ -32,7 +32,7 @@ from pathlib import Path
 
 from fleetwarden_testing import ray_lab
 
-# Issue 16's goals.
+# recover.yml's speed goals (docs/benchmarks.md).
 GOALS = {"container death -> worker process running again": 1.5,
          "container death -> node registered (ALIVE) in the head": 8.0,
          "container death -> worker seen alive by the head": None,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, unit tests, the lab integration tests (real hosts over SSH),
-# and every role's molecule scenario. Installs what it needs first.
+# The whole test suite: lint, the changelog check, ansible-test sanity on the built collection, unit tests,
+# the lab integration tests (real hosts over SSH), and every role's molecule scenario. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -12,6 +12,8 @@ stage "venv and collections";     bash scripts/setup-venv.sh
 stage "lint: ruff";               ruff check .
 stage "lint: yamllint";           yamllint --strict .
 stage "lint: ansible-lint";       ansible-lint --offline -q
+stage "changelog fragments";      bash scripts/changelog-check.sh
+stage "ansible-test sanity on the built collection"; bash scripts/sanity.sh
 stage "lab images (host, Ray worker)"; fleetwarden lab image
 # The Ray and worker integration tests run on the 3-host lab. A lab this script brings
 # up, it takes down again; one that was already running is left as it was.

@@ -1,8 +1,8 @@
 """Action plugin: a role's settings checks in one task, every failing check's message in one answer.
 
 Each check is an assert (conditions that must all hold, a message naming the field) with its own optional `when`.
-A role that ran one assert task per check paid Ansible's per-task cost for each on every host and run (issue 16:
-about 0.13 s a task on the 3-host lab); here the checks share one task, and a bad configuration hears of every
+A role that ran one assert task per check paid Ansible's per-task cost for each on every host and run (about
+0.13 s a task on the 3-host lab); here the checks share one task, and a bad configuration hears of every
 field at once instead of one per run.
 """
 

@@ -7,29 +7,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-# What the module and inventory variants say alike.
-_SCOPES_AND_RETRIES = r"""
-  scopes:
-    description: OAuth2 scopes to request.
-    type: list
-    elements: str
-    default: ['https://www.googleapis.com/auth/cloud-platform']
-  retries:
-    description: How many times to retry a request that got HTTP 429 or 5xx, with exponential backoff.
-    type: int
-    default: 5
-"""
-_REQUIREMENTS = r"""
-requirements:
-  - google-api-python-client >= 2.100 (its bundled static discovery documents are used; no discovery call)
-  - google-auth
-"""
-
-
+# ansible-test's yamllint reads each fragment as one string literal, so the options that modules and
+# inventories share are written out in both (tests/unit/plugins/test_doc_fragments.py holds them equal).
 class ModuleDocFragment:
     # Modules: authentication and retries (fleetwarden.fleet.gcp).
-    DOCUMENTATION = (
-        r"""
+    DOCUMENTATION = r"""
 options:
   auth_kind:
     description:
@@ -52,19 +34,28 @@ options:
   access_token:
     description: An OAuth2 access token; only with O(auth_kind=accesstoken). Never logged.
     type: str
-"""
-        + _SCOPES_AND_RETRIES
-        + r"""  request_timeout:
+
+  scopes:
+    description: OAuth2 scopes to request.
+    type: list
+    elements: str
+    default: ['https://www.googleapis.com/auth/cloud-platform']
+  retries:
+    description: How many times to retry a request that got HTTP 429 or 5xx, with exponential backoff.
+    type: int
+    default: 5
+  request_timeout:
     description: Seconds to wait for one HTTP response.
     type: int
     default: 60
+
+requirements:
+  - google-api-python-client >= 2.100 (its bundled static discovery documents are used; no discovery call)
+  - google-auth
 """
-        + _REQUIREMENTS
-    )
 
     # Inventory plugins: the same options, also read from the environment (fleetwarden.fleet.gcp.inventory).
-    INVENTORY = (
-        r"""
+    INVENTORY = r"""
 options:
   auth_kind:
     description:
@@ -97,9 +88,17 @@ options:
     type: str
     env:
       - name: GCP_ACCESS_TOKEN
-"""
-        + _SCOPES_AND_RETRIES
-        + r"""  request_timeout:
+
+  scopes:
+    description: OAuth2 scopes to request.
+    type: list
+    elements: str
+    default: ['https://www.googleapis.com/auth/cloud-platform']
+  retries:
+    description: How many times to retry a request that got HTTP 429 or 5xx, with exponential backoff.
+    type: int
+    default: 5
+  request_timeout:
     description: Seconds to wait for one HTTP response (never more than O(total_timeout)).
     type: int
     default: 60
@@ -151,6 +150,8 @@ options:
       - Keys are ANDed, the globs of one key are ORed. Applied after the cache, so edits take effect at once.
     type: dict
     default: {}
+
+requirements:
+  - google-api-python-client >= 2.100 (its bundled static discovery documents are used; no discovery call)
+  - google-auth
 """
-        + _REQUIREMENTS
-    )

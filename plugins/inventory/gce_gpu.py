@@ -5,27 +5,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import concurrent.futures
-
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
-    RETRYABLE_EXCEPTIONS,
-    GcpError,
-    HttpError,
-    TimeBudgetSpent,
-    build_service,
-    describe_http_error,
-    iterate_pages,
-)
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import (
-    GcpInventoryMixin,
-    describe_project_failure,
-    is_credential_error,
-    project_failure,
-    short_name,
-    zone_failure,
-)
-
 DOCUMENTATION = r"""
 name: gce_gpu
 short_description: Compute Engine VMs with GPUs as inventory hosts
@@ -44,7 +23,7 @@ description:
     C(gce_external_ip)."
   - "Groups: C(gce_gpu) (every host), C(gce_status_<status>), C(gce_accelerator_<type>), C(gce_zone_<zone>),
     for example C(gce_status_running), C(gce_accelerator_nvidia_h100_80gb)."
-author: fleetwarden maintainers
+author: fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -90,6 +69,27 @@ keyed_groups:
   - key: gce_labels.fleet | default('none')
     prefix: fleet
 """
+
+import concurrent.futures  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    RETRYABLE_EXCEPTIONS,
+    GcpError,
+    HttpError,
+    TimeBudgetSpent,
+    build_service,
+    describe_http_error,
+    iterate_pages,
+)
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    GcpInventoryMixin,
+    describe_project_failure,
+    is_credential_error,
+    project_failure,
+    short_name,
+    zone_failure,
+)
 
 API = "compute.googleapis.com"
 VIEWER_ROLE = "roles/compute.viewer"

@@ -5,35 +5,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import concurrent.futures
-
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
-    RETRYABLE_EXCEPTIONS,
-    GcpError,
-    HttpError,
-    TimeBudgetSpent,
-    build_service,
-    describe_http_error,
-    iterate_pages,
-)
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import location_path, node_path
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import (
-    FALLBACK_HOSTNAME,
-    GcpInventoryMixin,
-    describe_project_failure,
-    is_credential_error,
-    project_failure,
-    short_name,
-    zone_failure,
-)
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
-    NAME_SCHEMES,
-    group_name,
-    pick_hostname,
-)
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._tpu_inventory import WAITING_STATES, shape
-
 DOCUMENTATION = r"""
 name: gcp_tpu
 short_description: Cloud TPU VMs as inventory hosts, one per worker
@@ -58,7 +29,7 @@ description:
     C(tpu_queued_state_<state>), C(tpu_slice_<node>) for each multi-host slice (its node name qualified as
     its host names are), and C(tpu_queued_waiting) for nodes whose queued resource still waits for capacity;
     all lower case with C(_) for other characters, for example C(tpu_state_preempted)."
-author: fleetwarden maintainers
+author: fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -113,6 +84,35 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/fleetwarden/inventory
 cache_timeout: 300
 """
+
+import concurrent.futures  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    RETRYABLE_EXCEPTIONS,
+    GcpError,
+    HttpError,
+    TimeBudgetSpent,
+    build_service,
+    describe_http_error,
+    iterate_pages,
+)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import location_path, node_path  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._gcp_inventory import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    FALLBACK_HOSTNAME,
+    GcpInventoryMixin,
+    describe_project_failure,
+    is_credential_error,
+    project_failure,
+    short_name,
+    zone_failure,
+)
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    NAME_SCHEMES,
+    group_name,
+    pick_hostname,
+)
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._tpu_inventory import WAITING_STATES, shape  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 API = "tpu.googleapis.com"
 VIEWER_ROLE = "roles/tpu.viewer"
@@ -174,7 +174,8 @@ def falls_back_to_zones(exc):
 # Listing: runs in worker threads, so failures are returned, not printed
 # ---------------------------------------------------------------------------------------------
 
-LOSES_A_PROJECT = (HttpError, TimeBudgetSpent, *RETRYABLE_EXCEPTIONS)
+# A sum, not *unpacking: ansible-test's pylint takes a starred element for a non-exception.
+LOSES_A_PROJECT = (HttpError, TimeBudgetSpent) + RETRYABLE_EXCEPTIONS  # noqa: RUF005
 
 
 def lost_project(exc, project, action):

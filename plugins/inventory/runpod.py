@@ -5,32 +5,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-import time
-from urllib.error import HTTPError, URLError
-
-from ansible.errors import AnsibleParserError
-from ansible.module_utils.urls import open_url
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.utils.unsafe_proxy import wrap_var
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._http_retry import (
-    RETRYABLE_STATUS,
-    backoff_delay,
-    endpoint_problem,
-    retry_after_seconds,
-)
-from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
-    FleetInventoryMixin,
-    InventoryError,
-    cache_entry,
-    choose_address,
-    group_name,
-    make_unsafe_vars,
-    matches_filters,
-    validate_addresses,
-    validate_filters,
-)
-
 DOCUMENTATION = r"""
 name: runpod
 short_description: RunPod pods as inventory hosts
@@ -53,7 +27,7 @@ description:
   - "Groups: C(runpod) (every pod), C(runpod_status_<status>), C(stopped), C(runpod_gpu_<type>), for example
     C(runpod_status_starting), C(runpod_gpu_a100_80gb_pcie)."
   - The API key travels only in the C(Authorization) header. It never becomes a host var and is never printed.
-author: fleetwarden maintainers
+author: fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -113,6 +87,32 @@ keyed_groups:
   - key: runpod_gpu_count
     prefix: gpus
 """
+
+import json  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from urllib.error import HTTPError, URLError  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+
+from ansible.errors import AnsibleParserError  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible.module_utils.urls import open_url  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible.utils.unsafe_proxy import wrap_var  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._http_retry import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    RETRYABLE_STATUS,
+    backoff_delay,
+    endpoint_problem,
+    retry_after_seconds,
+)
+from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    FleetInventoryMixin,
+    InventoryError,
+    cache_entry,
+    choose_address,
+    group_name,
+    make_unsafe_vars,
+    matches_filters,
+    validate_addresses,
+    validate_filters,
+)
 
 PODS_QUERY = (
     "query Pods { myself { pods { id name desiredStatus imageName gpuCount costPerHr "

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-
-from ansible.errors import AnsibleLookupError
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: tree_digest
 short_description: A digest of the files under paths on the controller
@@ -37,6 +31,12 @@ _raw:
   type: list
   elements: str
 """
+
+import hashlib  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+
+from ansible.errors import AnsibleLookupError  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible.plugins.lookup import LookupBase  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 
 
 def tree_digest(root: str, paths: list[str], exclude=("__pycache__",)) -> str:

@@ -140,7 +140,7 @@ def restart_window(previous, nrestarts, now, window=RESTART_WINDOW_S, exhausted=
     # Seen exhausted stays so until seen active: the start after reset-failed passes through `activating`.
     state = {"nrestarts": last, "increments": increments,
              "exhausted": bool(exhausted or (previous.get("exhausted") and not active))}
-    return state, sum(count for _, count in increments)
+    return state, sum(count for _unit, count in increments)
 
 
 def parse_docker_events(text):

@@ -131,7 +131,7 @@ def describe_blob(blob):
         bits = modulus.bit_length()
     elif family == "dsa":
         prime = reader.mpint()
-        for _ in range(3):
+        for _field in range(3):
             reader.mpint()
         bits = prime.bit_length()
     if family.endswith("-sk"):
@@ -215,14 +215,14 @@ def _private_public_blob(key_type, reader):
         return head + _wire_string(curve) + _wire_string(point)
     if family == "rsa":
         modulus, exponent = reader.mpint(), reader.mpint()
-        for _ in range(2):  # d, iqmp
+        for _field in range(2):  # d, iqmp
             reader.mpint()
         prime_p, prime_q = reader.mpint(), reader.mpint()
         if prime_p * prime_q != modulus:
             raise SshKeyError("the RSA private part is inconsistent (p*q != n)")
         return head + _wire_mpint(exponent) + _wire_mpint(modulus)
     if family == "dsa":
-        values = [reader.mpint() for _ in range(4)]
+        values = [reader.mpint() for _field in range(4)]
         reader.mpint()
         return head + b"".join(_wire_mpint(value) for value in values)
     if family == "ed25519-sk":

@@ -476,8 +476,8 @@ def worker_unit_text(decl, systemd_version, paths=None, devices=()):
     lines.append("ExecStartPre=" + systemd_exec_line(docker_create_argv(decl, paths, devices)))
     lines.append("ExecStart=" + _tool(paths, "supervise", "--stop-timeout", str(restart["stop_timeout"]), name))
     waits_forever = any(item["timeout"] == 0 for item in decl["wait_for"])
-    lines += ["KillMode=mixed", "TimeoutStartSec=%s" % ("infinity" if waits_forever or not restart["start_timeout"]
-                                                         else restart["start_timeout"]),
+    start_timeout = "infinity" if waits_forever or not restart["start_timeout"] else restart["start_timeout"]
+    lines += ["KillMode=mixed", "TimeoutStartSec=%s" % start_timeout,
               "TimeoutStopSec=%d" % (restart["stop_timeout"] + 30)]
     lines += restart_lines(restart, systemd_version)
     lines += ["", "[Install]", "WantedBy=multi-user.target"]

@@ -17,7 +17,7 @@ description:
     C(playbooks/recover.yml) applies. Read-only. Causes, precedence and remediation ids are in C(docs/diagnosis.md).
 version_added: 0.1.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - fleetwarden.fleet.docker
@@ -36,7 +36,7 @@ options:
     type: str
   workers:
     description:
-      - Diagnose several workers in one call (one remote round trip for a host's workers, issue 16). Each item
+      - Diagnose several workers in one call (one remote round trip for a host's workers). Each item
         takes the per-worker options C(name) (required), C(unit), C(image), C(mounts), C(ray_head_address) and
         C(history); the other options apply to every worker. The daemon is asked once for all of them.
       - The results are in RV(workers), one per item in its order. One of O(name), O(workers) and
@@ -309,7 +309,7 @@ class ContainerDiagnosis:
         at = (None if running else node.parse_timestamp(state.get("FinishedAt"))) or now()
         kernel_source, events = self.kernel_oom_events(at)
         near, kernel_kills = diag.select_oom_events(events, container_id, at, params["oom_window_s"],
-                                               params["repeat_window_s"])
+                                                    params["repeat_window_s"])
         evidence = diag.container_evidence(container, params["include_sensitive"])
         evidence.update(
             image=evidence["image"] or params["image"], image_present=image_present, log_tail=log_tail,
@@ -326,7 +326,7 @@ class ContainerDiagnosis:
             "shm_size": evidence["shm_size_bytes"], "bounded_filesystems": evidence["bounded_filesystems"],
         }
         result = diag.diagnose(observation, params["history"], params["repeat_window_s"], params["repeat_threshold"],
-                          at, kernel_kills)
+                               at, kernel_kills)
         result["evidence"] = evidence
         if params["incident_root"]:  # the last death that the worker's supervisor recorded (_death_record.py)
             evidence["last_death"] = death_record.summarize(death_record.newest(
@@ -496,7 +496,7 @@ def host_facts(module):
     facts = {}
     if module.params["node_facts"]:
         facts["node"] = node.node_facts(read_text, statvfs, list(node.NODE_FACT_PATHS),
-                                       module.params["disk_full_threshold_pct"])
+                                        module.params["disk_full_threshold_pct"])
     if module.params["gpu_facts"]:
         facts["gpu"] = nvidia_smi.GpuFacts(module, nvidia_smi.GPU_FACTS_DEFAULTS).run()
     return facts

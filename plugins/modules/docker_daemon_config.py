@@ -21,7 +21,7 @@ description:
   - Merge and validation live in C(plugins/module_utils/_daemon_config.py).
 version_added: 0.1.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - fleetwarden.fleet.docker
@@ -243,7 +243,7 @@ def main():
     argument_spec = dict(
         path=dict(type="path", default="/etc/docker/daemon.json"),
         settings=dict(type="dict", required=True),
-        merge_keys=dict(type="list", elements="str", default=["runtimes"]),
+        merge_keys=dict(type="list", elements="str", default=["runtimes"], no_log=False),
         mode=dict(type="raw", default="0644"),
         check_containers=dict(type="bool", default=True),
         **DOCKER_CLI_ARGUMENT_SPEC,

@@ -22,7 +22,7 @@ description:
     written by the module that owns them (M(fleetwarden.fleet.worker_unit) for env files).
 version_added: 0.1.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

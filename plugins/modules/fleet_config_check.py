@@ -10,7 +10,7 @@ description:
     cross-field rules included, and fails naming each host and field that does not conform.
   - Changes nothing anywhere.
 version_added: 0.1.0
-author: fleetwarden maintainers
+author: fleetwarden maintainers (@fleetwarden)
 options:
   hosts:
     description: Hosts to check; defaults to every host of the play.
@@ -18,8 +18,10 @@ options:
     elements: str
 attributes:
   check_mode:
+    description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
   diff_mode:
+    description: Returns details of what has changed (or would change in check mode) when run with diff mode.
     support: none
 """
 

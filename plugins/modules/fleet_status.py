@@ -23,7 +23,7 @@ description:
     C(plugins/module_utils/_fleet_status.py).
 version_added: 0.2.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - fleetwarden.fleet.docker

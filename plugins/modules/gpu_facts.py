@@ -20,7 +20,7 @@ description:
   - Read-only. Parsing lives in C(plugins/module_utils/_nvidia_smi.py).
 version_added: 0.1.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts

@@ -3,24 +3,6 @@
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Keep dead workers' evidence in one round trip (the recovery role's step 2)."""
 
-import json
-import os
-import shutil
-import time
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import merge_docker_logs, redact_secrets
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (
-    DOCKER_CLI_ARGUMENT_SPEC,
-    find_docker_cli,
-)
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._incident import (
-    incidents_to_remove,
-    inspect_secrets,
-    merge_history,
-    redact_inspect,
-)
-
 DOCUMENTATION = r"""
 ---
 module: incident_evidence
@@ -47,12 +29,28 @@ options:
     default: {}
   workers:
     description:
-      - Keep several workers' evidence in one call (one remote round trip for a host's faulty workers, issue 16).
-        Each item takes the per-worker options C(name) and C(dir) (both required), C(diagnosis) and C(record);
-        the other options apply to every worker, and the history file is read and written once.
+      - Keep several workers' evidence in one call (one remote round trip for a host's faulty workers).
+        Each item takes the per-worker options; the other options apply to every worker, and the history
+        file is read and written once.
       - The results are in RV(workers), one per item in its order.
     type: list
     elements: dict
+    suboptions:
+      name:
+        description: The worker's name.
+        type: str
+        required: true
+      dir:
+        description: The worker's incident directory, as O(dir).
+        type: path
+        required: true
+      diagnosis:
+        description: The worker's report entry, as O(diagnosis).
+        type: dict
+        default: {}
+      record:
+        description: The worker's death record, as O(record).
+        type: dict
   include_sensitive:
     description: Keep env values and log lines unredacted.
     type: bool
@@ -77,10 +75,12 @@ options:
     default: 86400
 attributes:
   check_mode: {support: full, description: Reports what it would write and writes nothing.}
-  diff_mode: {support: none}
+  diff_mode:
+    support: none
+    description: Returns details of what has changed (or would change in check mode) when run with diff mode.
 extends_documentation_fragment:
   - fleetwarden.fleet.docker
-author: fleetwarden maintainers
+author: fleetwarden maintainers (@fleetwarden)
 """
 
 EXAMPLES = r"""
@@ -114,6 +114,25 @@ workers:
   type: list
   elements: dict
 """
+
+import json  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import os  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import shutil  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+import time  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import merge_docker_logs, redact_secrets  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    DOCKER_CLI_ARGUMENT_SPEC,
+    find_docker_cli,
+)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._incident import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
+    incidents_to_remove,
+    inspect_secrets,
+    merge_history,
+    redact_inspect,
+)
+
 
 class IncidentEvidence:
     """One worker's evidence: `spec` holds its name, dir, diagnosis and record; `params` the options shared by all."""
@@ -213,7 +232,7 @@ def worker_specs(module):
         if not isinstance(spec.get("diagnosis") or {}, dict) or not isinstance(spec.get("record") or {}, dict):
             module.fail_json(msg="workers[%d]: diagnosis and record must be dicts" % index)
         spec["dir"] = os.path.expanduser(spec["dir"])
-        spec.setdefault("diagnosis", {})
+        spec["diagnosis"] = spec.get("diagnosis") or {}
     return specs
 
 
@@ -269,7 +288,12 @@ def main():
             name=dict(type="str"),
             dir=dict(type="path"),
             diagnosis=dict(type="dict", default={}),
-            workers=dict(type="list", elements="dict"),
+            workers=dict(type="list", elements="dict", options=dict(
+                name=dict(type="str", required=True),
+                dir=dict(type="path", required=True),
+                diagnosis=dict(type="dict", default={}),
+                record=dict(type="dict"),
+            )),
             include_sensitive=dict(type="bool", default=False),
             log_lines=dict(type="int", default=500),
             keep=dict(type="int", default=20),

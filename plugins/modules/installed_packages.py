@@ -14,7 +14,7 @@ description:
   - Returns C(ansible_facts.packages) in the shape M(ansible.builtin.package_facts) gives with its apt manager,
     each installed package's name, version, architecture and source C(apt).
   - Reads dpkg's status database with one C(dpkg-query) instead of loading apt's package cache through python3-apt,
-    which took about 1 s per host here against about 0.1 s (docs/benchmarks.md, issue 16). The roles read it only to
+    which took about 1 s per host here against about 0.1 s (docs/benchmarks.md). The roles read it only to
     decide whether apt has anything to install.
   - Installed means dpkg's current state is installed (or installed with triggers awaited or pending); packages
     left half-installed, unpacked, half-configured or with only their configuration files are not listed, so the
@@ -22,7 +22,7 @@ description:
   - Read-only. Parsing lives in C(plugins/module_utils/_dpkg.py).
 version_added: 0.1.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts

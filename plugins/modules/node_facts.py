@@ -17,7 +17,7 @@ description:
   - Read-only; no commands are run. Parsing lives in C(plugins/module_utils/_node.py).
 version_added: 0.1.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts

@@ -10,9 +10,9 @@ description:
   - The reports are the controller's output, not a change to a host, so it reports C(changed=false) and writes
     in check mode too.
   - One task, no module run, where C(ansible.builtin.file) and a C(ansible.builtin.copy) per file ran a module
-    each on the controller (issue 16, docs/benchmarks.md).
+    each on the controller (docs/benchmarks.md).
 version_added: 0.1.0
-author: fleetwarden maintainers
+author: fleetwarden maintainers (@fleetwarden)
 options:
   files:
     description: The files to write, each a dict with C(dest) (an absolute path) and C(content) (a string).
@@ -21,9 +21,11 @@ options:
     required: true
 attributes:
   check_mode:
+    description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
     details: Writes in check mode too; the report is output on the controller.
   diff_mode:
+    description: Returns details of what has changed (or would change in check mode) when run with diff mode.
     support: none
 """
 

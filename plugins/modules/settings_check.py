@@ -11,7 +11,7 @@ description:
     check fails.
   - One task instead of one assert per check (Ansible's per-task cost, on every host and run); changes nothing.
 version_added: 0.1.0
-author: fleetwarden maintainers
+author: fleetwarden maintainers (@fleetwarden)
 options:
   checks:
     description: The checks, in order.
@@ -32,8 +32,10 @@ options:
         type: raw
 attributes:
   check_mode:
+    description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
   diff_mode:
+    description: Returns details of what has changed (or would change in check mode) when run with diff mode.
     support: none
 """
 

@@ -21,7 +21,7 @@ description:
   - Parsing lives in C(plugins/module_utils/_ssh_keys.py).
 version_added: 0.1.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -65,10 +65,11 @@ options:
         description: Not used here; accepted so that the ssh_keys role passes its list unchanged.
         type: str
       private_key:
-        description: The private key, in the OpenSSH format (C(-----BEGIN OPENSSH PRIVATE KEY-----)).
+        description:
+          - The private key, in the OpenSSH format (C(-----BEGIN OPENSSH PRIVATE KEY-----)).
+          - Never logged.
         type: str
         required: true
-        no_log: true
       public_key:
         description: The public key it must match, as one C(type base64 [comment]) line.
         type: str

@@ -23,7 +23,7 @@ description:
     comes back when the queued resource is served.
   - "Authentication: the same options as the gcp_tpu inventory, with the same environment variables.
     playbooks/recover_preempted_tpu.yml passes it the options of the inventory source that listed the node."
-author: fleetwarden maintainers
+author: fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - fleetwarden.fleet.gcp
 attributes:

@@ -20,7 +20,7 @@ description:
   - Read-only. Parsing lives in C(plugins/module_utils/_worker_unit.py) (C(read_declarations)).
 version_added: 0.2.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -17,12 +17,12 @@ description:
     C(/etc/fleetwarden/workers/<name>.env) (mode 0600) and the declaration C(/etc/fleetwarden/workers/<name>.json)
     (mode 0600).
   - Reports RV(restart_required) when anything the worker runs from changed, so the caller restarts exactly that
-    worker. The module never starts, stops or restarts a running worker (except with O(worker.state=absent)).
+    worker. The module never starts, stops or restarts a running worker (except with C(state=absent) in O(worker)).
   - Env values never leave the host in the result or the diff; they are masked.
   - The rendering lives in C(plugins/module_utils/_worker_unit.py).
 version_added: 0.1.0
 author:
-  - fleetwarden maintainers
+  - fleetwarden maintainers (@fleetwarden)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - fleetwarden.fleet.docker
@@ -205,7 +205,7 @@ class WorkerUnit:
                     probe=os.path.join(unit_dir, units["probe"]))
 
     def _systemd_version(self):
-        _, out, err = self.module.run_command(["systemctl", "--version"])
+        _rc, out, err = self.module.run_command(["systemctl", "--version"])
         try:
             return parse_systemd_version(out)
         except ValueError as exc:
@@ -213,7 +213,8 @@ class WorkerUnit:
 
     def _image_id(self, image):
         # Part of the declaration file, so a new image under the same tag restarts the worker.
-        rc, out, _ = self.module.run_command([self.paths["docker"], "image", "inspect", "--format", "{{.Id}}", image])
+        rc, out, _err = self.module.run_command([self.paths["docker"], "image", "inspect", "--format", "{{.Id}}",
+                                                 image])
         return out.strip() if rc == 0 else None
 
     def _ensure_dir(self, path, mode):

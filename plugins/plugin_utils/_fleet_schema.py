@@ -15,8 +15,15 @@ import json
 from pathlib import Path
 
 import yaml
+from ansible.errors import AnsibleError
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import WORKER_KEYS, workers_errors
-from jsonschema import Draft202012Validator
+
+JSONSCHEMA_IMPORT_ERROR = None
+try:  # a controller requirement of the fleetwarden package; its absence is reported when a check runs
+    from jsonschema import Draft202012Validator
+except ImportError as exc:
+    Draft202012Validator = None
+    JSONSCHEMA_IMPORT_ERROR = exc
 
 COLLECTION = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = COLLECTION / "schemas" / "fleet.schema.json"
@@ -26,6 +33,13 @@ WORKER_VARS = ("worker_service_workers", "worker_service_accelerator_profiles", 
                "ray_cluster_gcsfuse_mounts", "ray_cluster_head_group")
 # site.yml runs ray_cluster on these groups (its Ray head and Ray workers plays).
 RAY_HEAD_GROUP, RAY_WORKERS_GROUP = "head", "workers"
+
+
+def _schema_validator():
+    if Draft202012Validator is None:
+        raise AnsibleError("fleetwarden.fleet's fleet configuration check needs the jsonschema package on the "
+                           f"controller: {JSONSCHEMA_IMPORT_ERROR}") from JSONSCHEMA_IMPORT_ERROR
+    return Draft202012Validator
 
 
 def role_defaults(role: str) -> dict:
@@ -53,7 +67,7 @@ def host_workers(hostvars: dict, group_names: list[str]) -> list[dict]:
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
     schema = json.loads(path.read_text())
-    Draft202012Validator.check_schema(schema)
+    _schema_validator().check_schema(schema)
     return schema
 
 
@@ -125,11 +139,11 @@ def explain(error) -> str:
 
 def validate_host(schema: dict, doc: dict) -> list[str]:
     """Sorted `field: problem` lines for one host; [] when it conforms."""
-    validator = Draft202012Validator(schema)
+    validator = _schema_validator()(schema)
     problems = []
     for error in validator.iter_errors(doc):
         # Report the innermost failures of a oneOf/anyOf/if, not the wrapper.
-        leaves = [e for e in error.context] if error.context else [error]
+        leaves = list(error.context) if error.context else [error]
         for leaf in leaves or [error]:
             problems.append(f"{field_path(leaf)}: {explain(leaf)}")
     return sorted(set(problems))

@@ -181,7 +181,7 @@ def make_unsafe_tree(value, wrap):
 def make_unsafe_vars(host_vars, wrap):
     """make_unsafe_tree for a host's vars, whose top-level keys are the plugin's own names."""
     return {
-        key: (wrap(value) if "{" in value else value) if type(value) is str else make_unsafe_tree(value, wrap)
+        key: (wrap(value) if "{" in value else value) if isinstance(value, str) else make_unsafe_tree(value, wrap)
         for key, value in host_vars.items()
     }
 

@@ -38,7 +38,7 @@ def worker_count(node):
     endpoints = node.get("networkEndpoints") or []
     if endpoints:
         return len(endpoints)
-    family, _, size = (node.get("acceleratorType") or "").rpartition("-")
+    family, _dash, size = (node.get("acceleratorType") or "").rpartition("-")
     if size.isdigit() and workers_per_size(family, int(size)):
         return workers_per_size(family, int(size))
     config = node.get("acceleratorConfig") or {}

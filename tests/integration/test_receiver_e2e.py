@@ -1,4 +1,4 @@
-"""Alert to recovery, end to end on the lab, no person in the loop (issue 12).
+"""Alert to recovery, end to end on the lab, no person in the loop.
 
 For each fault on the Ray worker that site.yml deploys: Prometheus fires the remediating alert, Alertmanager
 notifies the recovery receiver on the controller, the receiver decides `started` and runs recover.yml through

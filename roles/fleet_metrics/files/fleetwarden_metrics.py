@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """fleetwarden's metrics collector, run by fleetwarden-metrics.service (roles/fleet_metrics).
 
 Every interval it reads the worker declarations in /etc/fleetwarden/workers/*.json (written by
@@ -90,19 +89,19 @@ class Collector:
         names = [d["units"]["worker"] for d in declarations]
         if not names:
             return {}, True
-        rc, out, _ = self.cmd([self.config["systemctl"], "show", "--property=" + ",".join(worker_state.UNIT_PROPERTIES),
-                               *names])
+        rc, out, _err = self.cmd([self.config["systemctl"], "show",
+                                  "--property=" + ",".join(worker_state.UNIT_PROPERTIES), *names])
         return parse_systemctl_show_units(out), rc == 0
 
     def docker_info(self):
-        rc, out, _ = self.cmd([self.config["docker"], "info", "--format", "{{.DockerRootDir}}"])
+        rc, out, _err = self.cmd([self.config["docker"], "info", "--format", "{{.DockerRootDir}}"])
         return (out.strip() or None) if rc == 0 else None, rc == 0
 
     def containers(self, names):
         if not names:
             return {}
         # rc is 1 when some name has no container; the others are still printed.
-        _, out, _ = self.cmd([self.config["docker"], "inspect", "--type", "container", *names])
+        _rc, out, _err = self.cmd([self.config["docker"], "inspect", "--type", "container", *names])
         try:
             found = json.loads(out or "[]")
         except ValueError:
@@ -112,9 +111,9 @@ class Collector:
 
     def docker_events(self, now):
         since = self.state.get("events_until") or now - worker_state.RESTART_WINDOW_S
-        rc, out, _ = self.cmd([self.config["docker"], "events", "--since", f"{since:.3f}", "--until", f"{now:.3f}",
-                               "--filter", "type=container", "--filter", "event=oom", "--filter", "event=die",
-                               "--format", "{{json .}}"])
+        rc, out, _err = self.cmd([self.config["docker"], "events", "--since", f"{since:.3f}", "--until", f"{now:.3f}",
+                                  "--filter", "type=container", "--filter", "event=oom", "--filter", "event=die",
+                                  "--format", "{{json .}}"])
         if rc == 0:
             self.state["events_until"] = now
             self.state["containers"] = fm.count_events(self.state.get("containers") or {},
@@ -125,7 +124,7 @@ class Collector:
         nvidia_smi = self.config["nvidia_smi"] or shutil.which("nvidia-smi")
         if not nvidia_smi or not os.path.exists(nvidia_smi):
             return [], None  # no GPU here: no GPU series, no error
-        rc, out, _ = self.cmd([nvidia_smi, "-q", "-x"])
+        rc, out, _err = self.cmd([nvidia_smi, "-q", "-x"])
         if rc != 0:
             return [], False
         try:
@@ -167,8 +166,8 @@ class Collector:
             except OSError:
                 ok = False
         if ok and targets["command"]:
-            rc, _, _ = run([self.config["docker"], "exec", decl["container"], *targets["command"]],
-                           targets["timeout"])
+            rc, _out, _err = run([self.config["docker"], "exec", decl["container"], *targets["command"]],
+                                 targets["timeout"])
             ok = rc == 0
         return age, ok
 

@@ -20,7 +20,7 @@ def probe_checks(probe, state, name, raylet_answer=None):
         return None, "dockerd does not answer"
     if state == () or not state[1]:
         return None, "container not running"
-    _, _, _, pid, address = state
+    _container_id, _running, _exit_code, pid, address = state
     heartbeat = probe.get("heartbeat")
     if heartbeat:
         try:

@@ -18,7 +18,7 @@ from fleetwarden_worker.common import ERR, INFO, NOTICE, WARNING, log
 
 
 def split_address(address):
-    host, _, port = address.rpartition(":")
+    host, _colon, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {address!r}")
     return host, int(port)
@@ -41,7 +41,7 @@ def wait_for(address, check, timeout, remove=None, clock=time.monotonic, sleep=t
     try:
         return _wait_for(address, check, timeout, clock, sleep)
     finally:
-        _, err = removing.communicate()
+        _out, err = removing.communicate()
         if removing.returncode != 0 and "No such container" not in err:
             log(WARNING, f"docker rm --force {remove} failed: {err.strip()[:300]}")
 

@@ -177,7 +177,7 @@ def test_gce_gpu_graph_and_host(cli):
 
 def test_runpod_graph_and_host(cli):
     graph, graph_err = cli["graph"]
-    # Changed by issue 14: a RUNNING pod without a runtime is starting, not stopped.
+    # Changed behaviour: a RUNNING pod without a runtime is starting, not stopped.
     assert graph_members(graph, "stopped") == ["ray-worker-a100-2"]
     assert graph_members(graph, "runpod_status_starting") == ["ray-worker-l4-{{ 7 * 6 }}"]
     assert len(graph_members(graph, "runpod")) == 5
@@ -241,7 +241,7 @@ def assert_recreates_only_dead_nodes(report, replay):
 def test_recover_play_authenticates_as_the_inventory_source_did(replay, configs):
     """The source's file says auth_kind: accesstoken; nothing but the token is in the environment.
 
-    Changed by issue 14: this test used to export GCP_AUTH_KIND as well, a second copy of the source's
+    Changed behaviour: this test used to export GCP_AUTH_KIND as well, a second copy of the source's
     settings that the play needed. Now the play reads the source's own options, endpoint included.
     """
     replay.requests.clear()

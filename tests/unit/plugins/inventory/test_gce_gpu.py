@@ -210,7 +210,7 @@ def test_two_projects_are_both_listed_and_named_apart_by_default(plugin, invento
 
 
 def test_the_same_name_in_two_projects_is_an_error_naming_both(plugin, inventory, loader, write_config):
-    """The bug of issue 14: one of the two was dropped with a warning, which one depending on sort order."""
+    """A fixed bug: one of the two was dropped with a warning, which one depending on sort order."""
     with pytest.raises(AnsibleParserError) as raised:
         two_projects(plugin, inventory, loader, write_config, [*PAGES, OTHER_PROJECT], "hostnames: [name]\n")
     message = str(raised.value)
@@ -225,7 +225,7 @@ def test_name_zone_tells_apart_instances_of_two_zones(plugin, inventory, loader,
 
 
 def test_a_refused_project_leaves_the_other_listed(plugin, inventory, loader, write_config, warnings):
-    """Changed by issue 14: a 403 in one project failed the whole source."""
+    """Changed behaviour: a 403 in one project failed the whole source."""
     responses = [*PAGES, status(403, "errors/403_service_disabled_compute.json")]
     two_projects(plugin, inventory, loader, write_config, responses)
     assert len(inventory.hosts) == 5

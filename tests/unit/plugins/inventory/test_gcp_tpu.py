@@ -108,7 +108,7 @@ def test_a_single_host_node_keeps_all_vars():
 
 
 def test_a_creating_node_without_endpoints_counts_its_workers_from_the_type():
-    # Changed by issue 14: tpu_worker_count was 0 without endpoints; it now comes from acceleratorType.
+    # Changed behaviour: tpu_worker_count was 0 without endpoints; it now comes from acceleratorType.
     node = fixture_json("gcp/tpu/nodes_page2.json")["nodes"][1]  # serve-v5e-4, CREATING
     [host] = tpu_inventory.host_records(node)
     assert host["tpu_state"] == "CREATING"
@@ -402,7 +402,7 @@ def test_a_name_collision_is_an_error_naming_both_nodes(plugin, inventory, loade
 
 
 def test_a_preempted_node_is_never_hidden_behind_a_ready_one_of_the_same_name(plugin, inventory, loader, write_config):
-    """The bug of issue 14: a READY node and a PREEMPTED one share a name in two zones; both stay."""
+    """A fixed bug: a READY node and a PREEMPTED one share a name in two zones; both stay."""
     page = fixture_json("gcp/tpu/nodes_page2.json")
     twin = dict(page["nodes"][0], name="projects/fw-ml-prod/locations/us-east1-d/nodes/train-v4-8-c", state="READY")
     body = {"nodes": [page["nodes"][0], twin]}
@@ -461,7 +461,7 @@ def test_403_service_disabled_names_the_api_and_the_project(plugin, inventory, l
 
 
 def test_one_refused_project_leaves_the_others_listed(plugin, inventory, loader, write_config, warnings):
-    """Changed by issue 14: a 403 in one project was fatal for the whole source; now it warns, like a zone."""
+    """Changed behaviour: a 403 in one project was fatal for the whole source; now it warns, like a zone."""
     responses = [*PAGES, status(403, "errors/403_permission_denied_tpu.json"), QUEUED]
     parse(plugin, inventory, loader, write_config, responses, TWO_PROJECTS)
     assert len(inventory.hosts) == 14

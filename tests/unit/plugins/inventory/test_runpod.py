@@ -175,7 +175,7 @@ def test_parse_against_the_stub(plugin, inventory, loader, write_config, warning
     ]
     a100 = inventory.get_host("ray-worker-a100-0").vars
     assert (a100["ansible_host"], a100["ansible_port"]) == ("194.26.196.6", 40123)
-    # Changed by issue 14: a RUNNING pod without a runtime was put in `stopped`; it is `starting` now.
+    # Changed behaviour: a RUNNING pod without a runtime was put in `stopped`; it is `starting` now.
     assert members(inventory, "stopped") == ["ray-worker-a100-2"]
     assert members(inventory, "runpod_status_starting") == ["ray-worker-l4-{{ 7 * 6 }}"]
     assert members(inventory, "runpod_status_exited") == ["ray-worker-a100-2"]

@@ -154,7 +154,7 @@ def test_a_429_pauses_the_other_threads_of_the_same_caller(clock):
 
 
 def test_the_drifted_runpod_cap_is_gone():
-    """Issue 15: runpod had its own backoff capped at 16 s; every client now reads the one policy."""
+    """runpod had its own backoff capped at 16 s; every client now reads the one policy."""
     from ansible_collections.fleetwarden.fleet.plugins.inventory import runpod
 
     assert runpod.backoff_delay is _http_retry.backoff_delay

@@ -125,7 +125,7 @@ QUEUED_RESOURCE = "projects/fw-ml-prod/locations/us-central2-b/queuedResources/q
 
 
 def test_a_node_a_queued_resource_owns_is_recreated_through_the_queued_resource(run):
-    """Issue 14: nodes.create would make a plain on-demand-shaped node and lose the queued request."""
+    """nodes.create would make a plain on-demand-shaped node and lose the queued request."""
     responses = [
         ok("tpu/node_preempted_queued.json"),
         ok("tpu/queued_resource_suspended.json"),

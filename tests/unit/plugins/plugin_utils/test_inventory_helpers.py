@@ -91,7 +91,7 @@ def test_validate_hostnames_accepts_schemes_labels_and_addresses(order):
 
 
 def test_make_unsafe_vars_descends_into_lists_and_dicts():
-    """Issue 15: runpod's own copy stopped at lists; every plugin now uses this one."""
+    """runpod's own copy stopped at lists; every plugin now uses this one."""
 
     def wrap(value):
         return ("unsafe", value)
