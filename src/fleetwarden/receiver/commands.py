@@ -102,8 +102,11 @@ def run(args) -> int:
 
 def serve(settings: config.Settings) -> int:
     from fleetwarden.receiver import jobs, server
+    from fleetwarden.receiver.guard import RateLimitFilter
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:  # asyncio's and aiohttp's records too
+        handler.addFilter(RateLimitFilter())
     config.check_paths(settings)
     inventory = jobs.inventory_hosts(settings.inventory)
     if not inventory:

@@ -52,6 +52,10 @@ class Settings:
     port: int = DEFAULT_PORT
     max_body_bytes: int = MIB
     read_timeout_s: int = 5
+    header_timeout_s: int = 10  # a connection without a complete request head this long after it opened or
+    # after its last answer is closed: idle keep-alive connections and heads that never finish alike
+    max_connections: int = 512
+    max_connections_per_peer: int = 32
     dry_run: bool = False
     host_label: str = "fleet_host"
     extravars: dict = field(default_factory=dict)  # static extravars for every run; `target` is set per run
@@ -80,7 +84,8 @@ class Settings:
 
 _PATHS = ("token_file", "state_dir", "playbook", "inventory", "project_dir")
 _INTS = {
-    "port": (1, 65535), "max_body_bytes": (1024, 64 * MIB), "read_timeout_s": (1, 300),
+    "port": (1, 65535), "max_body_bytes": (1024, 64 * MIB), "read_timeout_s": (1, 300), "header_timeout_s": (1, 300),
+    "max_connections": (1, 60000), "max_connections_per_peer": (1, 60000),
     "job_timeout_s": (10, 86400), "idle_timeout_s": (5, 86400), "run_nice": (0, 19), "keep_runs": (1, 100000),
     "keep_days": (1, 3650), "audit_keep_days": (1, 36500), "notify_interval_s": (5, 86400),
     "cooldown_success_s": (0, 86400), "cooldown_failure_s": (0, 86400), "max_attempts": (1, 1000),

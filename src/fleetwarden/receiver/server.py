@@ -18,9 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import ClientSession, ClientTimeout, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from fleetwarden.receiver import jobs
+from fleetwarden.receiver import audit, jobs
 from fleetwarden.receiver.alerts import BadNotification, parse_notification
 from fleetwarden.receiver.config import Settings, read_token
+from fleetwarden.receiver.guard import ConnectionGuard, GuardedRunner
 from fleetwarden.receiver.limits import KINDS
 from fleetwarden.receiver.store import Store
 
@@ -47,6 +48,8 @@ class Metrics:
         self.breaker_open = Gauge(prefix + "breaker_open", "1 while the circuit breaker is open",
                                   registry=self.registry)
         self.quarantined = Gauge(prefix + "hosts_quarantined", "Hosts in quarantine", registry=self.registry)
+        self.connections_refused = Counter(prefix + "connections_refused", "Connections refused past the caps",
+                                           registry=self.registry)
         for kind in KINDS:
             self.decisions.labels(kind)
 
@@ -74,11 +77,34 @@ class Receiver:
         self._notify_now: asyncio.Event | None = None
         self._pending: list = []
         self._writer: asyncio.Task | None = None
+        self.write_error: str | None = None  # the last write's failure, until a write succeeds
+        self.runner_guard: ConnectionGuard | None = None
+        self._refusal_logged = 0.0
 
     async def db(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._store_thread, function, *args)
 
     # --- life cycle -----------------------------------------------------------------------------
+    def runner(self) -> GuardedRunner:
+        """The app with its connections bounded (guard.py)."""
+        self.runner_guard = ConnectionGuard(self.settings.max_connections, self.settings.max_connections_per_peer,
+                                            self._refused_connection)
+        return GuardedRunner(self.app(), self.runner_guard, access_log=None,
+                             keepalive_timeout=self.settings.header_timeout_s)
+
+    def _refused_connection(self, kind: str, reason: str, status: int, remote: str | None) -> None:
+        self.metrics.requests.labels(str(status)).inc()
+        if kind == "too_many_connections":  # counted, not recorded: a flood must not become a flood of rows
+            self.metrics.connections_refused.inc()
+            now = self.clock()
+            if now - self._refusal_logged >= 60:  # one line a minute, however many
+                self._refusal_logged = now
+                log.warning("refused a connection from %s: %s (%d refused so far; further refusals are counted in "
+                            "fleetwarden_receiver_connections_refused_total)", remote, reason,
+                            self.runner_guard.refused)
+            return
+        self._spawn(self.record_refusal(kind, reason, remote))
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._count_requests], client_max_size=self.settings.max_body_bytes)
         app.router.add_post(WEBHOOK_PATH, self.alertmanager)
@@ -127,25 +153,38 @@ class Receiver:
         except web.HTTPException as exc:
             self.metrics.requests.labels(str(exc.status)).inc()
             raise
+        except Exception as exc:  # a defect must not answer 500: the request is refused, recorded and logged
+            log.exception("could not handle a request to %s", audit.clip(request.path))
+            response = await self._reject(request, 400, "bad_request",
+                                          f"the request could not be handled ({type(exc).__name__})")
         self.metrics.requests.labels(str(response.status)).inc()
         return response
 
     def _authorized(self, request) -> bool:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token)
+        # Header bytes that are not UTF-8 arrive as surrogate escapes: encode them back, never raise.
+        given_bytes = given.strip().encode("utf-8", "surrogateescape")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given_bytes, self.token)
 
     async def _reject(self, request, status: int, kind: str, reason: str) -> web.Response:
+        reason = audit.clip(reason, audit.REASON_CHARS)
+        await self.record_refusal(kind, reason, request.remote)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return web.json_response({"error": reason, "decision": kind}, status=status, headers=headers)
+
+    async def record_refusal(self, kind: str, reason: str, remote: str | None) -> None:
+        """A refused request's row (at most REJECTION_ROWS_PER_MINUTE) and its count (always)."""
         now = self.clock()
         self._rejections = [t for t in self._rejections if now - t < 60]
         self.metrics.decisions.labels(kind).inc()
-        if len(self._rejections) < REJECTION_ROWS_PER_MINUTE:
+        if len(self._rejections) < REJECTION_ROWS_PER_MINUTE and self.store is not None:
             self._rejections.append(now)
             try:
-                await self.db(self.store.record_rejection, kind, reason, now, request.remote)
-            except sqlite3.Error:
+                await self.db(self.store.record_rejection, kind, reason, now, remote)
+                self.write_error = None
+            except sqlite3.Error as exc:
+                self.write_error = str(exc)
                 log.exception("could not record a %s request", kind)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return web.json_response({"error": reason, "decision": kind}, status=status, headers=headers)
 
     async def _read_body(self, request) -> bytes | None:
         """The body, or None when it is larger than max_body_bytes."""
@@ -182,6 +221,10 @@ class Receiver:
         except sqlite3.Error:
             log.exception("could not record a notification; answering 503 so that Alertmanager retries")
             return web.json_response({"error": "the audit record could not be written"}, status=503)
+        except Exception as exc:  # a value the checks above let through: refused, never a dead writer
+            log.exception("could not record a notification")
+            return await self._reject(request, 400, "bad_request",
+                                      f"the notification could not be recorded ({type(exc).__name__})")
         answer = []
         for item in recorded:
             decision = item.decision
@@ -193,7 +236,8 @@ class Receiver:
             if (decision.trips_breaker or decision.quarantines) and self._notify_now:
                 self._notify_now.set()
             answer.append({"fingerprint": item.alert.fingerprint, "host": item.alert.host,
-                           "decision": decision.kind, "reason": decision.reason, "job_id": decision.job_id})
+                           "decision": decision.kind, "reason": decision.reason, "job_id": decision.job_id,
+                           "row": item.row_id})
         if any(i.decision.trips_breaker or i.decision.quarantines for i in recorded):
             self.metrics.set_state(await self.db(self.store.state))
         return web.json_response({"decisions": answer}, status=202)
@@ -207,23 +251,50 @@ class Receiver:
         return await future
 
     async def _write_pending(self) -> None:
+        """Commit what queued, batch by batch. Whatever goes wrong, every waiter gets an answer and the
+        writer lives on: a batch that fails is written again one notification at a time, so one bad
+        notification fails alone."""
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                answers = await self.db(self.store.record_batch, [(a, r) for a, r, _ in batch], self.clock(),
-                                        self.settings.limits, self.inventory, self.settings.dry_run)
-            except sqlite3.Error as exc:
+                outcomes = await self._write_batch(batch)
+                if isinstance(outcomes, Exception):
+                    outcomes = [outcomes] if len(batch) == 1 else [await self._write_one(item) for item in batch]
+            except BaseException:  # cancelled at shutdown: every waiter still gets an answer
                 for _, _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for (_, _, future), answer in zip(batch, answers, strict=True):
-                future.set_result(answer)
+                    if not future.done():
+                        future.set_exception(RuntimeError("the receiver is shutting down"))
+                raise
+            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # its request went away
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    async def _write_one(self, item):
+        outcome = await self._write_batch([item])
+        return outcome if isinstance(outcome, Exception) else outcome[0]
+
+    async def _write_batch(self, batch: list):
+        """The batch's answers (one list per notification), or the exception that stopped it."""
+        try:
+            answers = await self.db(self.store.record_batch, [(a, r) for a, r, _ in batch], self.clock(),
+                                    self.settings.limits, self.inventory, self.settings.dry_run)
+        except Exception as exc:
+            self.write_error = str(exc) if isinstance(exc, sqlite3.Error) else self.write_error
+            return exc
+        self.write_error = None
+        return answers
 
     async def healthz(self, request: web.Request) -> web.Response:
         try:
             state = await self.db(self.store.state)
         except sqlite3.Error as exc:
             return web.json_response({"status": "audit store unavailable", "error": str(exc)}, status=503)
+        if self.write_error is not None:
+            return web.json_response({"status": "audit store not writable", "error": self.write_error}, status=503)
         return web.json_response({"status": "ok", "breaker_open": state["breaker_open"],
                                   "hosts_quarantined": len(state["quarantined"]),
                                   "runs_in_progress": state["runs_in_progress"], "dry_run": self.settings.dry_run})
@@ -311,7 +382,7 @@ def person_alerts(state: dict, now: float, interval_s: int) -> list[dict]:
 async def serve(settings: Settings, inventory: frozenset, ready=None) -> None:
     """Run until SIGTERM or SIGINT; then cancel runs in progress and record them."""
     receiver = Receiver(settings, inventory)
-    runner = web.AppRunner(receiver.app(), access_log=None)
+    runner = receiver.runner()
     await runner.setup()
     site = web.TCPSite(runner, settings.listen_address, settings.port)
     await site.start()

@@ -6,13 +6,13 @@ the decision for an alert is made and recorded in one transaction, in arrival or
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetwarden.receiver import audit
 from fleetwarden.receiver.alerts import Alert, time_to_recover
 from fleetwarden.receiver.config import Limits
 from fleetwarden.receiver.limits import ALERTING_KINDS, Decision, View, decide
@@ -87,13 +87,15 @@ class Store:
     def _insert_decision(self, now: float, kind: str, reason: str, alert: Alert | None = None,
                          job_id: str | None = None, remote: str | None = None, host: str | None = None,
                          ttr: float | None = None) -> int:
+        """One audit row; every value a client sent is escaped and cut (fleetwarden.receiver.audit)."""
+        clip = audit.clip
         cursor = self.db.execute(
             "INSERT INTO decisions (ts, kind, host, alertname, fingerprint, starts_at, status, job_id, reason,"
             " remote, labels, ttr) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (now, kind, host or (alert.host if alert else None), alert.alertname if alert else None,
-             alert.fingerprint if alert else None, alert.starts_at if alert else None,
-             alert.status if alert else None, job_id, reason, remote,
-             json.dumps(alert.labels, sort_keys=True) if alert else None, ttr))
+            (now, kind, clip(host or (alert.host if alert else None)), clip(alert.alertname) if alert else None,
+             clip(alert.fingerprint) if alert else None, clip(alert.starts_at) if alert else None,
+             clip(alert.status) if alert else None, job_id, clip(reason, audit.REASON_CHARS), clip(remote),
+             audit.labels_json(alert.labels) if alert else None, ttr))
         return cursor.lastrowid
 
     # --- reading what a decision needs -------------------------------------------------------

@@ -85,7 +85,7 @@ class LiveReceiver:
 
     def _serve(self):
         asyncio.set_event_loop(self.loop)
-        self.runner = web.AppRunner(self.receiver.app(), access_log=None)
+        self.runner = self.receiver.runner()
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", self.settings.port)
         self.loop.run_until_complete(site.start())
