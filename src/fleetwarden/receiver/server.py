@@ -117,6 +117,10 @@ class Receiver:
     async def _startup(self, app) -> None:
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         self.store = await self.db(Store, self.settings.db_path)
+        # A run the previous process left (it was killed, or lost power) may still be running: its processes are
+        # killed before anything is recorded or served, so a host never has two runs.
+        for job_id in await self.db(self.store.in_flight):
+            await asyncio.get_running_loop().run_in_executor(None, jobs.end_run, job_id)
         now = self.clock()
         interrupted = await self.db(self.store.interrupt_in_flight, now)
         for job_id in interrupted:

@@ -202,6 +202,11 @@ class Store:
             db.execute("DELETE FROM handled WHERE job_id=? AND status='firing'", (job_id,))
         db.execute("COMMIT")
 
+    def in_flight(self) -> list[str]:
+        """Runs recorded queued or running."""
+        return [r["job_id"] for r in self.db.execute("SELECT job_id FROM runs WHERE status IN (?,?) ORDER BY created",
+                                                     ACTIVE)]
+
     def interrupt_in_flight(self, now: float) -> list[str]:
         """At start: runs a previous process left queued or running are recorded as interrupted."""
         jobs = [r["job_id"] for r in self.db.execute(
