@@ -233,7 +233,7 @@ class Receiver:
         for item in recorded:
             decision = item.decision
             self.metrics.decisions.labels(decision.kind).inc()
-            if item.ttr is not None:
+            if item.ttr is not None and item.acted:
                 self.metrics.time_to_recover.observe(item.ttr)
             if decision.kind == "started":
                 self._spawn(self._run(decision.job_id, item.alert.host))

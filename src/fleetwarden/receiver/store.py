@@ -27,11 +27,11 @@ CREATE INDEX IF NOT EXISTS decisions_host ON decisions (host, ts);
 CREATE TABLE IF NOT EXISTS runs (
   job_id TEXT PRIMARY KEY, host TEXT NOT NULL, alertname TEXT, fingerprint TEXT, starts_at TEXT,
   created REAL NOT NULL, started REAL, ended REAL, status TEXT NOT NULL, rc INTEGER, duration REAL,
-  report_path TEXT, private_data_dir TEXT, explanation TEXT);
+  report_path TEXT, private_data_dir TEXT, explanation TEXT, dry INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS runs_host ON runs (host, created);
 CREATE TABLE IF NOT EXISTS handled (
   fingerprint TEXT NOT NULL, starts_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT,
-  PRIMARY KEY (fingerprint, starts_at, status));
+  dry INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, starts_at, status, dry));
 CREATE TABLE IF NOT EXISTS alerting (host TEXT PRIMARY KEY, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (host TEXT PRIMARY KEY, since REAL NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS releases (host TEXT PRIMARY KEY, ts REAL NOT NULL);
@@ -43,6 +43,21 @@ INSERT OR IGNORE INTO breaker (id, opened, reason, reset_at) VALUES (1, NULL, NU
 ACTIVE = ("queued", "running")
 # Run outcomes that say nothing about the host, so they start no cooldown.
 NO_VERDICT = ("interrupted", "canceled")
+# Runs that may not have reached the host: they count neither as attempts nor against the budget.
+NOT_ATTEMPTS = ("interrupted", "canceled", "error")
+# Stores written before runs and handled alerts had a dry-run flag get it here (PRAGMA user_version 0 -> 1).
+_MIGRATIONS = {
+    1: """
+ALTER TABLE runs ADD COLUMN dry INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE handled_v1 (
+  fingerprint TEXT NOT NULL, starts_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT,
+  dry INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, starts_at, status, dry));
+INSERT INTO handled_v1 (fingerprint, starts_at, status, job_id) SELECT fingerprint, starts_at, status, job_id
+  FROM handled;
+DROP TABLE handled;
+ALTER TABLE handled_v1 RENAME TO handled;
+""",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,7 @@ class Recorded:
     decision: Decision
     row_id: int
     ttr: float | None = None
+    acted: bool = False  # a resolved alert whose episode had a run
 
 
 def _marks(values: tuple) -> str:
@@ -61,7 +77,15 @@ def _marks(values: tuple) -> str:
 # The f-strings add "?" placeholders only; values are bound.
 _LAST_RUN_SQL = (
     "SELECT ended, status FROM runs WHERE host=? AND ended IS NOT NULL"  # noqa: S608 - "?" placeholders only, bound
-    f" AND status NOT IN ({_marks(NO_VERDICT)}) ORDER BY ended DESC LIMIT 1"
+    f" AND status NOT IN ({_marks(NO_VERDICT)}) AND dry=? ORDER BY ended DESC LIMIT 1"
+)
+_ATTEMPTS_SQL = (
+    "SELECT count(*) FROM runs WHERE host=? AND alertname=? AND created>? AND dry=?"  # noqa: S608 - "?" only
+    f" AND status NOT IN ({_marks(NOT_ATTEMPTS)})"
+)
+_HEALED_SQL = (
+    "SELECT DISTINCT host FROM runs WHERE created>? AND dry=?"  # noqa: S608 - "?" placeholders only, bound
+    f" AND status NOT IN ({_marks(NOT_ATTEMPTS)})"
 )
 
 
@@ -78,8 +102,19 @@ class Store:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
         self.db.executescript(SCHEMA)
         path.chmod(0o600)
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        fresh = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='runs'").fetchone() is None
+        latest = max(_MIGRATIONS)
+        if fresh:
+            self.db.execute(f"PRAGMA user_version={latest}")
+            return
+        for target in range(version + 1, latest + 1):
+            self.db.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[target]} PRAGMA user_version={target}; COMMIT;")
 
     def close(self) -> None:
         self.db.close()
@@ -99,13 +134,15 @@ class Store:
         return cursor.lastrowid
 
     # --- reading what a decision needs -------------------------------------------------------
-    def view(self, alert: Alert, now: float, limits: Limits, inventory: frozenset) -> View:
+    def view(self, alert: Alert, now: float, limits: Limits, inventory: frozenset, dry_run: bool = False) -> View:
         """What decide() needs for this alert. It reads the cheap facts first and stops where decide() would:
-        during a storm most alerts are replays or meet an open breaker, and cost three lookups."""
+        during a storm most alerts are replays or meet an open breaker, and cost three lookups.
+        Dry run reads its own runs and handled alerts, live mode its own: neither takes the other's for done."""
         db = self.db
         host = alert.host or ""
-        seen = db.execute("SELECT 1 FROM handled WHERE fingerprint=? AND starts_at=? AND status=?",
-                          (alert.fingerprint, alert.starts_at, alert.status)).fetchone() is not None
+        dry = int(dry_run)
+        seen = db.execute("SELECT 1 FROM handled WHERE fingerprint=? AND starts_at=? AND status=? AND dry=?",
+                          (alert.fingerprint, alert.starts_at, alert.status, dry)).fetchone() is not None
         breaker = db.execute("SELECT opened, reset_at FROM breaker WHERE id=1").fetchone()
         quarantined = db.execute("SELECT 1 FROM quarantine WHERE host=?", (host,)).fetchone() is not None
         known = host in inventory
@@ -114,17 +151,15 @@ class Store:
             return View(known_host=known, seen=seen, quarantined=quarantined, breaker_open=breaker_open,
                         running_job=None, last_end=None, last_ok=None, attempts=0, alerting_hosts=frozenset(),
                         healed_hosts=frozenset(), inventory_size=len(inventory))
-        running = db.execute("SELECT job_id FROM runs WHERE host=? AND status IN (?,?) ORDER BY created LIMIT 1",
-                             (host, *ACTIVE)).fetchone()
-        last = db.execute(_LAST_RUN_SQL, (host, *NO_VERDICT)).fetchone()
+        running = db.execute("SELECT job_id FROM runs WHERE host=? AND status IN (?,?) AND dry=? ORDER BY created"
+                             " LIMIT 1", (host, *ACTIVE, dry)).fetchone()
+        last = db.execute(_LAST_RUN_SQL, (host, *NO_VERDICT, dry)).fetchone()
         release = db.execute("SELECT ts FROM releases WHERE host=?", (host,)).fetchone()
         attempts_since = max(now - limits.attempts_window_s, release["ts"] if release else 0)
-        attempts = db.execute("SELECT count(*) FROM runs WHERE host=? AND alertname=? AND created>?",
-                              (host, alert.alertname, attempts_since)).fetchone()[0]
+        attempts = db.execute(_ATTEMPTS_SQL, (host, alert.alertname, attempts_since, dry, *NOT_ATTEMPTS)).fetchone()[0]
         alerting_since = max(now - limits.breaker_window_s, breaker["reset_at"])
         alerting = frozenset(r[0] for r in db.execute("SELECT host FROM alerting WHERE ts>?", (alerting_since,)))
-        healed = frozenset(r[0] for r in db.execute("SELECT DISTINCT host FROM runs WHERE created>?",
-                                                    (now - limits.budget_window_s,)))
+        healed = frozenset(r[0] for r in db.execute(_HEALED_SQL, (now - limits.budget_window_s, dry, *NOT_ATTEMPTS)))
         return View(
             known_host=known,
             seen=seen,
@@ -132,7 +167,7 @@ class Store:
             breaker_open=False,
             running_job=running["job_id"] if running else None,
             last_end=last["ended"] if last else None,
-            last_ok=(last["status"] == "successful") if last else None,
+            last_ok=(last["status"] in ("successful", "dry_run")) if last else None,
             attempts=attempts,
             alerting_hosts=alerting,
             healed_hosts=healed,
@@ -162,26 +197,38 @@ class Store:
     def _decide_and_record(self, alert: Alert, now: float, limits: Limits, inventory: frozenset, dry_run: bool,
                            remote: str | None) -> Recorded:
         db = self.db
-        decision = decide(alert, self.view(alert, now, limits, inventory), limits, now, dry_run)
-        ttr = None
-        if decision.kind == "started":
-            decision = Decision(decision.kind, decision.reason, job_id=new_job_id(now))
-            db.execute("INSERT INTO runs (job_id, host, alertname, fingerprint, starts_at, created, status)"
-                       " VALUES (?,?,?,?,?,?,'queued')",
-                       (decision.job_id, alert.host, alert.alertname, alert.fingerprint, alert.starts_at, now))
+        dry = int(dry_run)
+        decision = decide(alert, self.view(alert, now, limits, inventory, dry_run), limits, now, dry_run)
+        ttr, acted = None, False
+        if decision.kind in ("started", "dry_run"):
+            # A dry run records the run it would have started (done at once), so that cooldown, attempts and
+            # budget apply to its later alerts as they would live; live mode never reads it.
+            job_id = ("dry-" if dry_run else "") + new_job_id(now)
+            decision = Decision(decision.kind, decision.reason, job_id=job_id)
+            db.execute("INSERT INTO runs (job_id, host, alertname, fingerprint, starts_at, created, started, ended,"
+                       " status, dry) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (job_id, alert.host, alert.alertname, alert.fingerprint, alert.starts_at, now,
+                        now if dry_run else None, now if dry_run else None, "dry_run" if dry_run else "queued", dry))
         if decision.kind in ("started", "joined", "dry_run", "resolved"):
-            db.execute("INSERT OR IGNORE INTO handled VALUES (?,?,?,?)",
-                       (alert.fingerprint, alert.starts_at, alert.status, decision.job_id))
+            db.execute("INSERT OR IGNORE INTO handled (fingerprint, starts_at, status, job_id, dry) VALUES (?,?,?,?,?)",
+                       (alert.fingerprint, alert.starts_at, alert.status, decision.job_id, dry))
         if decision.kind == "resolved":
             ttr = time_to_recover(alert)
+            # The time to recover of an episode the receiver acted on (a run reached the host) is what the
+            # histogram is for; the row keeps it either way.
+            acted = db.execute(f"SELECT 1 FROM runs WHERE fingerprint=? AND starts_at=? AND dry=? AND status NOT IN"  # noqa: S608 - "?" only
+                               f" ({_marks(NOT_ATTEMPTS)})",
+                               (alert.fingerprint, alert.starts_at, dry, *NOT_ATTEMPTS)).fetchone() is not None
         if decision.kind in ALERTING_KINDS:  # the breaker counts hosts by their latest alerting decision
             db.execute("INSERT OR REPLACE INTO alerting VALUES (?,?)", (alert.host, now))
-        if decision.quarantines:
+        # A dry run changes no state a person or live mode acts on: no quarantine, no open breaker (its later
+        # alerts meet the same rule again and get the same decision).
+        if decision.quarantines and not dry_run:
             db.execute("INSERT OR IGNORE INTO quarantine VALUES (?,?,?)", (alert.host, now, decision.reason))
-        if decision.trips_breaker:
+        if decision.trips_breaker and not dry_run:
             db.execute("UPDATE breaker SET opened=?, reason=? WHERE id=1", (now, decision.reason))
         row_id = self._insert_decision(now, decision.kind, decision.reason, alert, decision.job_id, remote, ttr=ttr)
-        return Recorded(alert, decision, row_id, ttr)
+        return Recorded(alert, decision, row_id, ttr, acted)
 
     def record_rejection(self, kind: str, reason: str, now: float, remote: str | None) -> int:
         """A request refused before its alerts were read (unauthorized, too large, bad request)."""

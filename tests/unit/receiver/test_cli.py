@@ -24,14 +24,14 @@ def config_file(project, tmp_path):
 
 
 def test_log_release_reset_and_metrics(live, project, config_file, capsys):
-    receiver = live(dry_run=True, limits=Limits(max_attempts=1, breaker_percent=30))
+    receiver = live(limits=Limits(max_attempts=1, breaker_percent=30, budget_percent=100))
     post(receiver.url, notification(alert("fw-ok-1"), alert("fw-ok-2"), alert("fw-ok-3")), project["token"])
     post(receiver.url, notification(alert("fw-ok-1")), project["token"][::-1])
 
     assert main(["receiver", "--config", str(config_file), "log", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["kind"], r["host"]) for r in rows] == [
-        ("dry_run", "fw-ok-1"), ("dry_run", "fw-ok-2"), ("breaker", "fw-ok-3"), ("unauthorized", None)]
+        ("started", "fw-ok-1"), ("started", "fw-ok-2"), ("breaker", "fw-ok-3"), ("unauthorized", None)]
     assert main(["receiver", "--config", str(config_file), "log", "--host", "fw-ok-3"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:4] == ["id", "time", "kind", "host"] and "breaker" in table[1]
@@ -42,12 +42,12 @@ def test_log_release_reset_and_metrics(live, project, config_file, capsys):
     status, _, body = request(receiver.url, "GET", "/metrics")
     metrics = body.decode()
     assert status == 200
-    for line in ('fleetwarden_receiver_decisions_total{kind="dry_run"} 2.0',
+    for line in ('fleetwarden_receiver_decisions_total{kind="started"} 2.0',
                  'fleetwarden_receiver_decisions_total{kind="unauthorized"} 1.0',
                  'fleetwarden_receiver_requests_total{code="202"} 1.0',
                  'fleetwarden_receiver_requests_total{code="401"} 1.0',
                  "fleetwarden_receiver_breaker_open 1.0", "fleetwarden_receiver_hosts_quarantined 0.0",
-                 "fleetwarden_receiver_runs_in_progress 0.0"):
+                 "# TYPE fleetwarden_receiver_runs_in_progress gauge"):
         assert line in metrics, line
     assert "fleetwarden_receiver_run_duration_seconds_bucket" in metrics
     assert "fleetwarden_receiver_time_to_recover_seconds_bucket" in metrics
@@ -57,7 +57,7 @@ def test_log_release_reset_and_metrics(live, project, config_file, capsys):
     assert main(["receiver", "--config", str(config_file), "reset"]) == 0
     assert "breaker reset" in capsys.readouterr().out
     _, answer = post(receiver.url, notification(alert("fw-ok-4")), project["token"])
-    assert answer["decisions"][0]["decision"] == "dry_run"
+    assert answer["decisions"][0]["decision"] == "started"
     assert "fleetwarden_receiver_breaker_open 0.0" in request(receiver.url, "GET", "/metrics")[2].decode()
 
     assert main(["receiver", "--config", str(config_file), "release", "fw-ok-1"]) == 0
