@@ -7,13 +7,14 @@ import asyncio
 import json
 import logging
 import os
+import pwd
 import re
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fleetwarden.receiver import config
+from fleetwarden.receiver import audit, config
 
 DEFAULT_CONFIG = "/etc/fleetwarden/receiver.yml"
 LOG_COLUMNS = ("id", "time", "kind", "host", "alertname", "job_id", "run_status", "rc", "duration", "ttr", "reason")
@@ -31,8 +32,9 @@ def add_parser(commands) -> None:
     log.add_argument("--since", type=parse_since, help="only rows since T: an ISO time, or an age such as 30m, 2h, 1d")
     log.add_argument("--limit", type=int, default=None, help="only the last N rows")
     log.add_argument("--json", action="store_true", help="print the rows as JSON")
-    release = sub.add_parser("release", help="take a host out of quarantine")
+    release = sub.add_parser("release", help="take a quarantined host out of quarantine")
     release.add_argument("host")
+    release.add_argument("--reason", help="why, recorded with your user name")
     sub.add_parser("reset", help="close the circuit breaker, so that automatic recovery resumes")
     sub.add_parser("status", help="breaker, quarantined hosts, runs in progress (JSON)")
 
@@ -65,7 +67,8 @@ def format_rows(rows: list[dict]) -> str:
         value = _iso(row["ts"]) if column == "time" else row.get(column)
         if isinstance(value, float):
             value = f"{value:.1f}"
-        return "" if value is None else str(value)
+        # a label may hold a newline (a forged line) or an escape sequence (for the operator's terminal)
+        return "" if value is None else audit.escape(str(value))
 
     table = [list(LOG_COLUMNS)] + [[cell(r, c) for c in LOG_COLUMNS] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(LOG_COLUMNS))]
@@ -88,8 +91,7 @@ def run(args) -> int:
             rows = store.rows(host=args.host, since=args.since, limit=args.limit)
             print(rows_as_json(rows) if args.json else format_rows(rows))
         elif args.receiver_command == "release":
-            released = store.release(args.host, time.time())
-            print(f"{args.host} released" if released else f"{args.host} was not quarantined (recorded anyway)")
+            return release(settings, store, args.host, args.reason)
         elif args.receiver_command == "reset":
             was_open = store.reset_breaker(time.time())
             print("breaker reset: automatic recovery resumes" if was_open else "breaker was closed (recorded)")
@@ -97,6 +99,26 @@ def run(args) -> int:
             print(json.dumps(store.state(), indent=2))
     finally:
         store.close()
+    return 0
+
+
+def operator() -> str:
+    """Who runs this command: the OS user, and the user behind sudo where there is one."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    behind = os.environ.get("SUDO_USER")
+    return f"{user} (sudo by {behind})" if behind and behind != user else user
+
+
+def release(settings: config.Settings, store, host: str, reason: str | None) -> int:
+    from fleetwarden.receiver import jobs
+
+    if host not in jobs.inventory_hosts(settings.inventory):
+        print(f"{audit.escape(host)} is not in the inventory {settings.inventory}: nothing released", file=sys.stderr)
+        return 2
+    if not store.release(host, time.time(), operator(), reason):
+        print(f"{host} is not quarantined: nothing changed")
+        return 0
+    print(f"{host} released: automatic recovery resumes for it")
     return 0
 
 

@@ -65,6 +65,7 @@ class Settings:
     keep_runs: int = 200
     keep_days: int = 14
     audit_keep_days: int = 90
+    audit_max_mib: int = 256  # past it, the oldest audit rows go
     notify_url: str = ""  # an Alertmanager base URL for alerts to a person (breaker, quarantine); "" = metrics only
     notify_interval_s: int = 60
     limits: Limits = field(default_factory=Limits)
@@ -87,7 +88,8 @@ _INTS = {
     "port": (1, 65535), "max_body_bytes": (1024, 64 * MIB), "read_timeout_s": (1, 300), "header_timeout_s": (1, 300),
     "max_connections": (1, 60000), "max_connections_per_peer": (1, 60000),
     "job_timeout_s": (10, 86400), "idle_timeout_s": (5, 86400), "run_nice": (0, 19), "keep_runs": (1, 100000),
-    "keep_days": (1, 3650), "audit_keep_days": (1, 36500), "notify_interval_s": (5, 86400),
+    "keep_days": (1, 3650), "audit_keep_days": (1, 36500), "audit_max_mib": (1, 1024 * 1024),
+    "notify_interval_s": (5, 86400),
     "cooldown_success_s": (0, 86400), "cooldown_failure_s": (0, 86400), "max_attempts": (1, 1000),
     "attempts_window_s": (60, 7 * 86400), "max_concurrent_runs": (1, 256), "budget_percent": (1, 100),
     "budget_window_s": (60, 7 * 86400), "breaker_percent": (1, 100), "breaker_window_s": (10, 86400),

@@ -30,6 +30,8 @@ WEBHOOK_PATH = "/v1/alertmanager"
 # Rows for refused requests (no token, bad token) are capped per minute, so a flood cannot fill the disk;
 # the metric still counts every one.
 REJECTION_ROWS_PER_MINUTE = 60
+# How often old or surplus audit rows are pruned (audit_keep_days, audit_max_mib) while the receiver runs.
+PRUNE_INTERVAL_S = 60
 
 
 class Metrics:
@@ -48,6 +50,7 @@ class Metrics:
         self.breaker_open = Gauge(prefix + "breaker_open", "1 while the circuit breaker is open",
                                   registry=self.registry)
         self.quarantined = Gauge(prefix + "hosts_quarantined", "Hosts in quarantine", registry=self.registry)
+        self.audit_bytes = Gauge(prefix + "audit_bytes", "Bytes the audit store holds", registry=self.registry)
         self.connections_refused = Counter(prefix + "connections_refused", "Connections refused past the caps",
                                            registry=self.registry)
         for kind in KINDS:
@@ -75,6 +78,7 @@ class Receiver:
         self._active: set[str] = set()
         self._rejections: list[float] = []
         self._notify_now: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
         self._pending: list = []
         self._writer: asyncio.Task | None = None
         self.write_error: str | None = None  # the last write's failure, until a write succeeds
@@ -126,15 +130,19 @@ class Receiver:
         for job_id in interrupted:
             log.warning("run %s was in flight when the receiver stopped: recorded as interrupted", job_id)
             self.metrics.runs.labels("interrupted").inc()
-        await self.db(self.store.prune, now, self.settings.audit_keep_days)
+        await self._prune()
         self.metrics.set_state(await self.db(self.store.state))
         self._slots = asyncio.Semaphore(self.settings.limits.max_concurrent_runs)
+        self._stopping = asyncio.Event()
         self._notify_now = asyncio.Event()
         if self.settings.notify_url:
             self._spawn(self._notify_loop())
+        self._spawn(self._prune_loop())
 
     async def _shutdown(self, app) -> None:
         self.cancel.set()  # runs in progress stop at the runner's next check (about 1 s)
+        if self._stopping:
+            self._stopping.set()
         if self._notify_now:
             self._notify_now.set()
         if self._tasks:
@@ -143,6 +151,25 @@ class Receiver:
         if self.store:
             await self.db(self.store.close)
         self._store_thread.shutdown(wait=True)
+
+    async def _prune(self) -> None:
+        try:
+            removed = await self.db(self.store.prune, self.clock(), self.settings.audit_keep_days,
+                                    self.settings.audit_max_mib * 1024 * 1024)
+            self.metrics.audit_bytes.set(await self.db(self.store.size))
+        except sqlite3.Error:
+            log.exception("could not prune the audit store")
+            return
+        if removed:
+            log.info("pruned %d audit rows (older than %d days, or past %d MiB)", removed,
+                     self.settings.audit_keep_days, self.settings.audit_max_mib)
+
+    async def _prune_loop(self) -> None:
+        while not self.cancel.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), PRUNE_INTERVAL_S)
+            except TimeoutError:
+                await self._prune()
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -306,6 +333,7 @@ class Receiver:
     async def metrics_page(self, request: web.Request) -> web.Response:
         try:
             self.metrics.set_state(await self.db(self.store.state))
+            self.metrics.audit_bytes.set(await self.db(self.store.size))
         except sqlite3.Error:
             log.exception("could not read the state for /metrics")
         response = web.Response(body=generate_latest(self.metrics.registry))

@@ -265,15 +265,19 @@ class Store:
                                   host=row["host"])
         return jobs
 
-    def release(self, host: str, now: float) -> bool:
+    def release(self, host: str, now: float, who: str, why: str | None = None) -> bool:
+        """Take a quarantined host out of quarantine (its earlier attempts no longer count), recording who and
+        why. A host that is not quarantined is left alone and nothing is recorded: False."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
-        removed = db.execute("DELETE FROM quarantine WHERE host=?", (host,)).rowcount
-        db.execute("INSERT OR REPLACE INTO releases VALUES (?,?)", (host, now))
-        self._insert_decision(now, "released", "released by an operator" if removed else "was not quarantined",
-                              host=host)
-        db.execute("COMMIT")
-        return bool(removed)
+        try:
+            if db.execute("DELETE FROM quarantine WHERE host=?", (host,)).rowcount == 0:
+                return False
+            db.execute("INSERT OR REPLACE INTO releases VALUES (?,?)", (host, now))
+            self._insert_decision(now, "released", f"released by {who}" + (f": {why}" if why else ""), host=host)
+        finally:
+            db.execute("COMMIT")
+        return True
 
     def reset_breaker(self, now: float) -> bool:
         db = self.db
@@ -284,9 +288,29 @@ class Store:
         db.execute("COMMIT")
         return was_open
 
-    def prune(self, now: float, keep_days: int) -> int:
-        """Audit rows older than keep_days go; runs and quarantine state stay."""
-        return self.db.execute("DELETE FROM decisions WHERE ts<?", (now - keep_days * 86400,)).rowcount
+    def prune(self, now: float, keep_days: int, max_bytes: int | None = None) -> int:
+        """Audit rows older than keep_days go, finished runs too; then the oldest rows until the audit holds at
+        most max_bytes. Quarantine and breaker state stay. How many decision rows went."""
+        db = self.db
+        removed = db.execute("DELETE FROM decisions WHERE ts<?", (now - keep_days * 86400,)).rowcount
+        # runs stay for the longest window a limit can have (7 days), so that pruning never forgets an attempt
+        runs_keep_s = max(keep_days, 8) * 86400
+        db.execute("DELETE FROM runs WHERE created<? AND status NOT IN (?,?)", (now - runs_keep_s, *ACTIVE))
+        while max_bytes is not None and self.size() > max_bytes:
+            count = db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+            if count == 0:
+                break
+            # a tenth of the rows a round (at least 100): few rounds, and the newest history kept
+            cut = db.execute("SELECT id FROM decisions ORDER BY id LIMIT 1 OFFSET ?",
+                             (min(count - 1, max(100, count // 10)),)).fetchone()[0]
+            removed += db.execute("DELETE FROM decisions WHERE id<=?", (cut,)).rowcount
+        return removed
+
+    def size(self) -> int:
+        """Bytes the store's pages hold (free pages, reused by later rows, not counted)."""
+        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        return (pages - self.db.execute("PRAGMA freelist_count").fetchone()[0]) * page_size
 
     # --- reading for operators -----------------------------------------------------------------
     def state(self) -> dict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import time
 
 import pytest
@@ -11,8 +13,9 @@ import yaml
 from fleetwarden.cli import main
 from fleetwarden.receiver.commands import format_rows, parse_since
 from fleetwarden.receiver.config import Limits
+from fleetwarden.receiver.store import Store
 
-from .conftest import alert, notification, post, request
+from .conftest import alert, db_rows, make_settings, notification, post, request
 
 
 @pytest.fixture
@@ -50,6 +53,8 @@ def test_log_release_reset_and_metrics(live, project, config_file, capsys):
                  "# TYPE fleetwarden_receiver_runs_in_progress gauge"):
         assert line in metrics, line
     assert "fleetwarden_receiver_run_duration_seconds_bucket" in metrics
+    audit_bytes = [line for line in metrics.splitlines() if line.startswith("fleetwarden_receiver_audit_bytes ")]
+    assert audit_bytes and float(audit_bytes[0].split()[1]) > 0
     assert "fleetwarden_receiver_time_to_recover_seconds_bucket" in metrics
     assert json.loads(request(receiver.url, "GET", "/healthz")[2])["breaker_open"] is True
 
@@ -61,7 +66,7 @@ def test_log_release_reset_and_metrics(live, project, config_file, capsys):
     assert "fleetwarden_receiver_breaker_open 0.0" in request(receiver.url, "GET", "/metrics")[2].decode()
 
     assert main(["receiver", "--config", str(config_file), "release", "fw-ok-1"]) == 0
-    assert "was not quarantined" in capsys.readouterr().out
+    assert "is not quarantined: nothing changed" in capsys.readouterr().out
     assert main(["receiver", "--config", str(config_file), "status"]) == 0
     assert json.loads(capsys.readouterr().out)["breaker_open"] is False
 
@@ -85,3 +90,31 @@ def test_format_rows_is_a_table():
     text = format_rows([{"id": 1, "ts": 0.0, "kind": "started", "host": "w-1", "duration": 12.345}])
     assert text.splitlines()[1].startswith("1   1970-01-01T00:00:00Z  started  w-1")
     assert "12.3" in text
+
+
+def test_release_records_who_and_why_and_refuses_unknown_hosts(project, config_file, capsys):
+    settings = make_settings(project)
+    store = Store(settings.db_path)
+    store.db.execute("INSERT INTO quarantine VALUES ('fw-ok-2', 1, 'three failed runs')")
+    store.close()
+    assert main(["receiver", "--config", str(config_file), "release", "no-such-host"]) == 2
+    assert "not in the inventory" in capsys.readouterr().err
+    assert main(["receiver", "--config", str(config_file), "release", "fw-ok-1"]) == 0  # not quarantined
+    assert "nothing changed" in capsys.readouterr().out
+    assert main(["receiver", "--config", str(config_file), "release", "fw-ok-2", "--reason", "disk replaced"]) == 0
+    assert "fw-ok-2 released" in capsys.readouterr().out
+    rows = db_rows(settings, "SELECT kind, host, reason FROM decisions")
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert rows == [{"kind": "released", "host": "fw-ok-2", "reason": f"released by {user}: disk replaced"}]
+    assert db_rows(settings, "SELECT host FROM releases") == [{"host": "fw-ok-2"}]
+
+
+def test_log_escapes_control_characters(live, project, config_file, capsys):
+    receiver = live()
+    forged = "A\n1  2026-01-01T00:00:00Z  started  fw-ok-9\x1b]0;owned\x07"
+    post(receiver.url, notification(alert("fw-ok-1", alertname=forged, remediate="false", fingerprint="f")),
+         project["token"])
+    assert main(["receiver", "--config", str(config_file), "log"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 2 and "\x1b" not in out and "\x07" not in out
+    assert "A\\x0a1" in out

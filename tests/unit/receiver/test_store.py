@@ -55,7 +55,7 @@ def test_a_failed_run_is_retried_after_the_cooldown_then_quarantined(store):
     assert decide(store, T0 + 701, firing())[0].kind == "quarantined"
     assert store.state()["quarantined"][0]["host"] == "w-1"
     # Released: attempts before the release no longer count.
-    assert store.release("w-1", T0 + 800)
+    assert store.release("w-1", T0 + 800, "tester", "fixed the disk")
     assert decide(store, T0 + 801, firing())[0].kind == "started"
     kinds = [r["kind"] for r in store.rows(host="w-1")]
     assert kinds == ["started", "deduped", "cooldown", "started", "quarantined", "quarantined", "released", "started"]
@@ -218,3 +218,17 @@ INSERT INTO handled VALUES ('fp-w-1-RayWorkerDown', '2026-11-27T18:00:00Z', 'fir
     finally:
         store.close()
     assert Store(path).db.execute("PRAGMA user_version").fetchone()[0] == 1  # opening again changes nothing
+
+
+def test_the_audit_is_pruned_to_its_size_cap_oldest_first(store):
+    labels = {"alertname": "Noise", "fleet_host": "w-1", "blob": "x" * 3000}
+    for index in range(400):
+        store.record_notification([Alert("firing", f"fp-{index}", "2026-11-27T18:00:00Z", "", labels, "w-1")],
+                                  T0 + index, LIMITS, INVENTORY)
+    assert store.size() > 1024 * 1024
+    removed = store.prune(T0 + 400, keep_days=90, max_bytes=512 * 1024)
+    assert store.size() <= 512 * 1024
+    ids = [r[0] for r in store.db.execute("SELECT id FROM decisions ORDER BY id")]
+    assert removed == 400 - len(ids) and ids[-1] == 400 and ids == list(range(ids[0], 401))
+    # Age: rows older than keep_days go as well.
+    assert store.prune(T0 + 400 + 91 * 86400, keep_days=90) == len(ids)
