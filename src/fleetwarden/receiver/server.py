@@ -30,8 +30,10 @@ WEBHOOK_PATH = "/v1/alertmanager"
 # Rows for refused requests (no token, bad token) are capped per minute, so a flood cannot fill the disk;
 # the metric still counts every one.
 REJECTION_ROWS_PER_MINUTE = 60
-# How often old or surplus audit rows are pruned (audit_keep_days, audit_max_mib) while the receiver runs.
+# How often old or surplus audit rows are pruned (audit_keep_days, audit_max_mib) while the receiver runs; a
+# flood prunes sooner, after this many rows.
 PRUNE_INTERVAL_S = 60
+PRUNE_EVERY_ROWS = 5000
 
 
 class Metrics:
@@ -79,6 +81,7 @@ class Receiver:
         self._rejections: list[float] = []
         self._notify_now: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
+        self._rows_since_prune = 0
         self._pending: list = []
         self._writer: asyncio.Task | None = None
         self.write_error: str | None = None  # the last write's failure, until a write succeeds
@@ -153,6 +156,7 @@ class Receiver:
         self._store_thread.shutdown(wait=True)
 
     async def _prune(self) -> None:
+        self._rows_since_prune = 0
         try:
             removed = await self.db(self.store.prune, self.clock(), self.settings.audit_keep_days,
                                     self.settings.audit_max_mib * 1024 * 1024)
@@ -317,6 +321,9 @@ class Receiver:
             self.write_error = str(exc) if isinstance(exc, sqlite3.Error) else self.write_error
             return exc
         self.write_error = None
+        self._rows_since_prune += sum(len(answer) for answer in answers)
+        if self._rows_since_prune >= PRUNE_EVERY_ROWS:
+            await self._prune()
         return answers
 
     async def healthz(self, request: web.Request) -> web.Response:
