@@ -36,6 +36,17 @@ def add_parser(commands) -> None:
     release.add_argument("host")
     release.add_argument("--reason", help="why, recorded with your user name")
     sub.add_parser("reset", help="close the circuit breaker, so that automatic recovery resumes")
+    maintenance = sub.add_parser("maintenance", help="hosts a person works on: their alerts are recorded, not acted on")
+    windows = maintenance.add_subparsers(dest="maintenance_command", required=True)
+    start = windows.add_parser("start", help="put a host or a group in maintenance (and silence it in Alertmanager)")
+    start.add_argument("target", help="a host or a group of the receiver's inventory")
+    start.add_argument("--for", dest="duration", type=parse_duration, required=True,
+                       help="how long: 90s, 30m, 2h, 1d (at most 7d); it ends by itself")
+    start.add_argument("--reason", required=True, help="why, recorded with your user name")
+    end = windows.add_parser("end", help="end maintenance for a host or a group (and expire its silences)")
+    end.add_argument("target", help="a host or a group of the receiver's inventory")
+    end.add_argument("--reason", default="work done", help="why, recorded with your user name")
+    windows.add_parser("list", help="hosts in maintenance (JSON)")
     sub.add_parser("status", help="breaker, quarantined hosts, runs in progress (JSON)")
 
 
@@ -56,6 +67,20 @@ def parse_since(value: str, now: float | None = None) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+MAX_MAINTENANCE_S = 7 * 86400
+
+
+def parse_duration(value: str) -> int:
+    """`90s`, `30m`, `2h`, `1d` -> seconds, more than 0 and at most 7 days."""
+    match = _AGE_RE.match(value.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"--for: expected a duration like 30m or 2h, got {value!r}")
+    seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+    if not 0 < seconds <= MAX_MAINTENANCE_S:
+        raise argparse.ArgumentTypeError(f"--for: between 1 s and 7 d, got {value!r}")
+    return seconds
 
 
 def _iso(ts: float | None) -> str:
@@ -92,6 +117,8 @@ def run(args) -> int:
             print(rows_as_json(rows) if args.json else format_rows(rows))
         elif args.receiver_command == "release":
             return release(settings, store, args.host, args.reason)
+        elif args.receiver_command == "maintenance":
+            return maintenance(settings, store, args)
         elif args.receiver_command == "reset":
             was_open = store.reset_breaker(time.time())
             print("breaker reset: automatic recovery resumes" if was_open else "breaker was closed (recorded)")
@@ -120,6 +147,50 @@ def release(settings: config.Settings, store, host: str, reason: str | None) -> 
         return 0
     print(f"{host} released: automatic recovery resumes for it")
     return 0
+
+
+def maintenance(settings: config.Settings, store, args) -> int:
+    """start / end / list; 1 when Alertmanager did not take a silence change (the window itself is recorded)."""
+    from fleetwarden.receiver import jobs, silences
+
+    if args.maintenance_command == "list":
+        print(json.dumps(store.maintenance(time.time()), indent=2))
+        return 0
+    hosts, groups = jobs.inventory_listing(settings.inventory)
+    targets = sorted(groups[args.target]) if args.target in groups else [args.target] if args.target in hosts else []
+    if not targets:
+        print(f"{audit.escape(args.target)} is neither a host nor a group of the inventory {settings.inventory}",
+              file=sys.stderr)
+        return 2
+    who, reason, url, rc = operator(), audit.clip(args.reason, audit.REASON_CHARS), settings.silence_url, 0
+    now = time.time()  # after the inventory is read: the window is as long as asked
+    if args.maintenance_command == "start":
+        until = now + args.duration
+        store.start_maintenance(targets, now, until, who, reason)
+        for host in targets:
+            silenced = ""
+            if url:
+                try:
+                    silence_id = silences.add_silence(url, settings.host_label, host, now, until, who, reason)
+                    store.set_silence(host, silence_id)
+                    silenced = f", silenced in Alertmanager ({silence_id})"
+                except silences.SilenceError as exc:
+                    print(f"{host}: the silence could not be added: {exc}", file=sys.stderr)
+                    rc = 1
+            print(f"{host} in maintenance until {_iso(until)}{silenced}")
+        return rc
+    ended = store.end_maintenance(targets, now, who, reason)
+    for window in ended:
+        if url and window["silence_id"]:
+            try:
+                silences.expire_silence(url, window["silence_id"])
+            except silences.SilenceError as exc:
+                print(f"{window['host']}: the silence could not be expired: {exc}", file=sys.stderr)
+                rc = 1
+        print(f"{window['host']}: maintenance ended")
+    if not ended:
+        print(f"{args.target}: no host in maintenance, nothing changed")
+    return rc
 
 
 def serve(settings: config.Settings) -> int:

@@ -68,11 +68,17 @@ class Settings:
     audit_max_mib: int = 256  # past it, the oldest audit rows go
     notify_url: str = ""  # an Alertmanager base URL for alerts to a person (breaker, quarantine); "" = metrics only
     notify_interval_s: int = 60
+    alertmanager_url: str = ""  # where maintenance adds its silences; "" = notify_url
     limits: Limits = field(default_factory=Limits)
 
     @property
     def run_cwd(self) -> Path:
         return self.project_dir or self.playbook.parent
+
+    @property
+    def silence_url(self) -> str:
+        """The Alertmanager that gets maintenance silences ("" = none)."""
+        return self.alertmanager_url or self.notify_url
 
     @property
     def db_path(self) -> Path:
@@ -144,13 +150,14 @@ def from_mapping(data: dict, base_dir: Path) -> Settings:
         if not isinstance(data["dry_run"], bool):
             raise ConfigError(f"dry_run must be true or false, got {data['dry_run']!r}")
         values["dry_run"] = data["dry_run"]
-    for name in ("host_label", "notify_url"):
+    for name in ("host_label", "notify_url", "alertmanager_url"):
         if name in data:
             if not isinstance(data[name], str):
                 raise ConfigError(f"{name} must be a string, got {data[name]!r}")
             values[name] = data[name]
-    if values.get("notify_url") and not values["notify_url"].startswith(("http://", "https://")):
-        raise ConfigError(f"notify_url must be an http(s) URL, got {values['notify_url']!r}")
+    for name in ("notify_url", "alertmanager_url"):
+        if values.get(name) and not values[name].startswith(("http://", "https://")):
+            raise ConfigError(f"{name} must be an http(s) URL, got {values[name]!r}")
     if not values.get("host_label", "fleet_host"):
         raise ConfigError("host_label must not be empty")
     extravars = data.get("extravars") or {}

@@ -178,6 +178,11 @@ def rotate_runs(runs_dir: Path, keep_runs: int, keep_days: int, active: set[str]
 
 def inventory_hosts(inventory: Path) -> frozenset:
     """Every host name in the inventory, as ansible-inventory sees it (plugins and group_vars included)."""
+    return inventory_listing(inventory)[0]
+
+
+def inventory_listing(inventory: Path) -> tuple[frozenset, dict[str, frozenset]]:
+    """(every host, {group: its hosts, those of its children included}) as ansible-inventory sees them."""
     binary = Path(sys.executable).parent / "ansible-inventory"
     result = subprocess.run([str(binary if binary.exists() else "ansible-inventory"), "-i", str(inventory),
                              "--list", "--export"], capture_output=True, text=True, timeout=120, check=False)
@@ -185,7 +190,18 @@ def inventory_hosts(inventory: Path) -> frozenset:
         raise RuntimeError(f"ansible-inventory -i {inventory} failed: {result.stderr.strip()[-500:]}")
     data = json.loads(result.stdout)
     hosts = set(data.get("_meta", {}).get("hostvars", {}))
-    for group in data.values():
-        if isinstance(group, dict):
-            hosts.update(group.get("hosts", []))
-    return frozenset(hosts)
+    direct = {name: group for name, group in data.items() if name != "_meta" and isinstance(group, dict)}
+    for group in direct.values():
+        hosts.update(group.get("hosts", []))
+
+    def members(name: str, seen: frozenset) -> set:
+        group = direct.get(name, {})
+        found = set(group.get("hosts", []))
+        for child in group.get("children", []):
+            if child not in seen:
+                found |= members(child, seen | {child})
+        return found
+
+    groups = {name: frozenset(members(name, frozenset({name}))) for name in direct}
+    groups["all"] = frozenset(hosts)
+    return frozenset(hosts), groups

@@ -160,6 +160,10 @@ class Receiver:
         try:
             removed = await self.db(self.store.prune, self.clock(), self.settings.audit_keep_days,
                                     self.settings.audit_max_mib * 1024 * 1024)
+            # a maintenance window ends by itself (its Alertmanager silence too, at the same time): recorded here
+            for window in await self.db(self.store.end_maintenance, None, self.clock(), "the receiver",
+                                        "the window is over"):
+                log.info("maintenance of %s is over", window["host"])
             self.metrics.audit_bytes.set(await self.db(self.store.size))
         except sqlite3.Error:
             log.exception("could not prune the audit store")
@@ -335,6 +339,7 @@ class Receiver:
             return web.json_response({"status": "audit store not writable", "error": self.write_error}, status=503)
         return web.json_response({"status": "ok", "breaker_open": state["breaker_open"],
                                   "hosts_quarantined": len(state["quarantined"]),
+                                  "hosts_in_maintenance": [w["host"] for w in state["maintenance"]],
                                   "runs_in_progress": state["runs_in_progress"], "dry_run": self.settings.dry_run})
 
     async def metrics_page(self, request: web.Request) -> web.Response:

@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS handled (
 CREATE TABLE IF NOT EXISTS alerting (host TEXT PRIMARY KEY, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (host TEXT PRIMARY KEY, since REAL NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS releases (host TEXT PRIMARY KEY, ts REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS maintenance (
+  host TEXT PRIMARY KEY, since REAL NOT NULL, until REAL NOT NULL, who TEXT NOT NULL, reason TEXT NOT NULL,
+  silence_id TEXT);
 CREATE TABLE IF NOT EXISTS breaker (
   id INTEGER PRIMARY KEY CHECK (id = 1), opened REAL, reason TEXT, reset_at REAL NOT NULL DEFAULT 0);
 INSERT OR IGNORE INTO breaker (id, opened, reason, reset_at) VALUES (1, NULL, NULL, 0);
@@ -87,6 +90,10 @@ _HEALED_SQL = (
     "SELECT DISTINCT host FROM runs WHERE created>? AND dry=?"  # noqa: S608 - "?" placeholders only, bound
     f" AND status NOT IN ({_marks(NOT_ATTEMPTS)})"
 )
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def new_job_id(now: float) -> str:
@@ -146,11 +153,15 @@ class Store:
         breaker = db.execute("SELECT opened, reset_at FROM breaker WHERE id=1").fetchone()
         quarantined = db.execute("SELECT 1 FROM quarantine WHERE host=?", (host,)).fetchone() is not None
         known = host in inventory
+        window = db.execute("SELECT until, who, reason FROM maintenance WHERE host=? AND until>?",
+                            (host, now)).fetchone()
+        maintenance = (f"{window['reason']} ({window['who']}, until {_iso(window['until'])})" if window else None)
         breaker_open = breaker["opened"] is not None
-        if alert.status != "firing" or not alert.remediate or not known or seen or quarantined or breaker_open:
-            return View(known_host=known, seen=seen, quarantined=quarantined, breaker_open=breaker_open,
-                        running_job=None, last_end=None, last_ok=None, attempts=0, alerting_hosts=frozenset(),
-                        healed_hosts=frozenset(), inventory_size=len(inventory))
+        if (alert.status != "firing" or not alert.remediate or not known or seen or quarantined or breaker_open
+                or maintenance):
+            return View(known_host=known, maintenance=maintenance, seen=seen, quarantined=quarantined,
+                        breaker_open=breaker_open, running_job=None, last_end=None, last_ok=None, attempts=0,
+                        alerting_hosts=frozenset(), healed_hosts=frozenset(), inventory_size=len(inventory))
         running = db.execute("SELECT job_id FROM runs WHERE host=? AND status IN (?,?) AND dry=? ORDER BY created"
                              " LIMIT 1", (host, *ACTIVE, dry)).fetchone()
         last = db.execute(_LAST_RUN_SQL, (host, *NO_VERDICT, dry)).fetchone()
@@ -162,6 +173,7 @@ class Store:
         healed = frozenset(r[0] for r in db.execute(_HEALED_SQL, (now - limits.budget_window_s, dry, *NOT_ATTEMPTS)))
         return View(
             known_host=known,
+            maintenance=None,
             seen=seen,
             quarantined=quarantined,
             breaker_open=False,
@@ -279,6 +291,42 @@ class Store:
             db.execute("COMMIT")
         return True
 
+    def start_maintenance(self, hosts: list[str], now: float, until: float, who: str, reason: str) -> None:
+        """Hosts in maintenance until `until`: their alerts are recorded and skipped. One row per host."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for host in hosts:
+                db.execute("INSERT OR REPLACE INTO maintenance (host, since, until, who, reason) VALUES (?,?,?,?,?)",
+                           (host, now, until, who, reason))
+                self._insert_decision(now, "maintenance_start", f"by {who} until {_iso(until)}: {reason}", host=host)
+        finally:
+            db.execute("COMMIT")
+
+    def set_silence(self, host: str, silence_id: str) -> None:
+        self.db.execute("UPDATE maintenance SET silence_id=? WHERE host=?", (silence_id, host))
+
+    def end_maintenance(self, hosts: list[str] | None, now: float, who: str, reason: str) -> list[dict]:
+        """End maintenance for these hosts (None: every window that has expired by now); the windows ended."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if hosts is None:
+                ended = [dict(r) for r in db.execute("SELECT * FROM maintenance WHERE until<=?", (now,))]
+            else:
+                ended = [dict(r) for r in db.execute(
+                    f"SELECT * FROM maintenance WHERE host IN ({_marks(tuple(hosts))})", hosts)]  # noqa: S608 - "?" only
+            for window in ended:
+                db.execute("DELETE FROM maintenance WHERE host=?", (window["host"],))
+                self._insert_decision(now, "maintenance_end", f"by {who}: {reason}", host=window["host"])
+        finally:
+            db.execute("COMMIT")
+        return ended
+
+    def maintenance(self, now: float) -> list[dict]:
+        return [dict(r) for r in self.db.execute(
+            "SELECT host, since, until, who, reason, silence_id FROM maintenance WHERE until>? ORDER BY host", (now,))]
+
     def reset_breaker(self, now: float) -> bool:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
@@ -313,9 +361,10 @@ class Store:
         return (pages - self.db.execute("PRAGMA freelist_count").fetchone()[0]) * page_size
 
     # --- reading for operators -----------------------------------------------------------------
-    def state(self) -> dict:
+    def state(self, now: float | None = None) -> dict:
         breaker = self.db.execute("SELECT opened, reason FROM breaker WHERE id=1").fetchone()
         return {
+            "maintenance": self.maintenance(time.time() if now is None else now),
             "breaker_open": breaker["opened"] is not None,
             "breaker_reason": breaker["reason"],
             "quarantined": [dict(r) for r in self.db.execute("SELECT host, since, reason FROM quarantine")],
