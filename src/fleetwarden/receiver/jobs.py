@@ -62,8 +62,8 @@ def run_job(settings: Settings, job_id: str, host: str, cancel: threading.Event)
     private_data_dir.mkdir(parents=True, exist_ok=True)
     private_data_dir.chmod(0o700)
     started = time.monotonic()
-    # Linux nice values are per thread and inherited by children: the playbook runs below the receiver,
-    # so acknowledgements stay fast while runs use the CPU.
+    # Linux nice values are per thread and inherited by children: the playbook runs below the receiver. (The
+    # receiver runs this in a process of its own, worker.py, niced as a whole.)
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), settings.run_nice)
     limits = {"job_timeout": settings.job_timeout_s, "idle_timeout": settings.idle_timeout_s,
               # how often runner checks the cancel callback and the idle timer while the play is quiet

@@ -24,6 +24,7 @@ from fleetwarden.receiver.config import Settings, read_token
 from fleetwarden.receiver.guard import ConnectionGuard, GuardedRunner
 from fleetwarden.receiver.limits import KINDS
 from fleetwarden.receiver.store import Store
+from fleetwarden.receiver.worker import run_job_in_process
 
 log = logging.getLogger("fleetwarden.receiver")
 WEBHOOK_PATH = "/v1/alertmanager"
@@ -64,7 +65,7 @@ class Metrics:
 
 
 class Receiver:
-    def __init__(self, settings: Settings, inventory: frozenset, run_job=jobs.run_job, clock=time.time):
+    def __init__(self, settings: Settings, inventory: frozenset, run_job=run_job_in_process, clock=time.time):
         self.settings = settings
         self.inventory = frozenset(inventory)
         self.token = read_token(settings.token_file).encode()

@@ -21,9 +21,9 @@ import yaml
 from aiohttp import web
 
 from fleetwarden.lab import ray_lab
-from fleetwarden.receiver import jobs
 from fleetwarden.receiver.config import Limits, Settings
 from fleetwarden.receiver.server import WEBHOOK_PATH, Receiver
+from fleetwarden.receiver.worker import run_job_in_process
 
 PROJECT = Path(__file__).parent / "project"
 HOSTS = {
@@ -65,14 +65,15 @@ def make_settings(project: dict, **overrides) -> Settings:
 
 
 class RunRecorder:
-    """Calls the real job runner and remembers each call, so a test can say that nothing ran."""
+    """Calls the receiver's real job runner (a run in a process of its own) and remembers each call, so a test
+    can say that nothing ran."""
 
     def __init__(self):
         self.calls: list[tuple[str, str]] = []
 
     def __call__(self, settings, job_id, host, cancel):
         self.calls.append((job_id, host))
-        return jobs.run_job(settings, job_id, host, cancel)
+        return run_job_in_process(settings, job_id, host, cancel)
 
 
 class LiveReceiver:

@@ -116,3 +116,14 @@ def test_rotation_keeps_the_newest_and_the_recent(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job-0", "job-1", "job-2", "job-4"]
     removed = jobs.rotate_runs(tmp_path, keep_runs=10, keep_days=14, active=set(), now=now)
     assert removed == ["job-4"]
+
+
+def test_a_run_in_its_own_process_gets_the_same_settings_and_result(project):
+    from fleetwarden.receiver import worker
+
+    settings = make_settings(project, extravars={"recover_serial": 1}, limits=Limits(max_attempts=7), run_nice=5)
+    assert worker.settings_from_json(json.loads(json.dumps(worker.settings_to_json(settings)))) == settings
+    result = worker.run_job_in_process(settings, "job-proc", "fw-ok-3", threading.Event())
+    assert (result.status, result.rc) == ("successful", 0)
+    assert result.report_path.endswith("/fw-ok-3.json")
+    assert jobs.run_processes("job-proc") == []
