@@ -1,7 +1,7 @@
 """The HTTP side: POST /v1/alertmanager, GET /healthz, GET /metrics (aiohttp).
 
 A request is answered once its alerts are decided and recorded (one SQLite transaction in the store's
-own thread); runs happen afterwards, in an executor, never inside the request.
+own thread); runs happen afterwards, each in a process of its own (worker.py), never inside the request.
 """
 
 from __future__ import annotations
