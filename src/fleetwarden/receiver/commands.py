@@ -35,6 +35,8 @@ def add_parser(commands) -> None:
     release = sub.add_parser("release", help="take a quarantined host out of quarantine")
     release.add_argument("host")
     release.add_argument("--reason", help="why, recorded with your user name")
+    release.add_argument("--forget-attempts", action="store_true",
+                         help="also for a host that is not quarantined: its earlier attempts no longer count")
     sub.add_parser("reset", help="close the circuit breaker, so that automatic recovery resumes")
     maintenance = sub.add_parser("maintenance", help="hosts a person works on: their alerts are recorded, not acted on")
     windows = maintenance.add_subparsers(dest="maintenance_command", required=True)
@@ -116,7 +118,7 @@ def run(args) -> int:
             rows = store.rows(host=args.host, since=args.since, limit=args.limit)
             print(rows_as_json(rows) if args.json else format_rows(rows))
         elif args.receiver_command == "release":
-            return release(settings, store, args.host, args.reason)
+            return release(settings, store, args.host, args.reason, args.forget_attempts)
         elif args.receiver_command == "maintenance":
             return maintenance(settings, store, args)
         elif args.receiver_command == "reset":
@@ -136,16 +138,19 @@ def operator() -> str:
     return f"{user} (sudo by {behind})" if behind and behind != user else user
 
 
-def release(settings: config.Settings, store, host: str, reason: str | None) -> int:
+def release(settings: config.Settings, store, host: str, reason: str | None, forget_attempts: bool = False) -> int:
     from fleetwarden.receiver import jobs
 
     if host not in jobs.inventory_hosts(settings.inventory):
         print(f"{audit.escape(host)} is not in the inventory {settings.inventory}: nothing released", file=sys.stderr)
         return 2
-    if not store.release(host, time.time(), operator(), reason):
+    quarantined = any(q["host"] == host for q in store.state()["quarantined"])
+    if not store.release(host, time.time(), operator(), reason and audit.clip(reason, audit.REASON_CHARS),
+                         forget_attempts):
         print(f"{host} is not quarantined: nothing changed")
         return 0
-    print(f"{host} released: automatic recovery resumes for it")
+    print(f"{host} released: automatic recovery resumes for it" if quarantined
+          else f"{host}: its earlier attempts no longer count")
     return 0
 
 

@@ -277,16 +277,19 @@ class Store:
                                   host=row["host"])
         return jobs
 
-    def release(self, host: str, now: float, who: str, why: str | None = None) -> bool:
+    def release(self, host: str, now: float, who: str, why: str | None = None, forget_attempts: bool = False) -> bool:
         """Take a quarantined host out of quarantine (its earlier attempts no longer count), recording who and
-        why. A host that is not quarantined is left alone and nothing is recorded: False."""
+        why. A host that is not quarantined is left alone and nothing is recorded (False), unless
+        forget_attempts: then only its earlier attempts no longer count."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            if db.execute("DELETE FROM quarantine WHERE host=?", (host,)).rowcount == 0:
+            released = db.execute("DELETE FROM quarantine WHERE host=?", (host,)).rowcount > 0
+            if not released and not forget_attempts:
                 return False
             db.execute("INSERT OR REPLACE INTO releases VALUES (?,?)", (host, now))
-            self._insert_decision(now, "released", f"released by {who}" + (f": {why}" if why else ""), host=host)
+            what = "released" if released else "earlier attempts forgotten"
+            self._insert_decision(now, "released", f"{what} by {who}" + (f": {why}" if why else ""), host=host)
         finally:
             db.execute("COMMIT")
         return True

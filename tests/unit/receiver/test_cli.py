@@ -107,6 +107,11 @@ def test_release_records_who_and_why_and_refuses_unknown_hosts(project, config_f
     user = pwd.getpwuid(os.getuid()).pw_name
     assert rows == [{"kind": "released", "host": "fw-ok-2", "reason": f"released by {user}: disk replaced"}]
     assert db_rows(settings, "SELECT host FROM releases") == [{"host": "fw-ok-2"}]
+    # Attempts are forgotten for a host that is not quarantined only when asked.
+    assert main(["receiver", "--config", str(config_file), "release", "fw-ok-3", "--forget-attempts"]) == 0
+    assert "earlier attempts no longer count" in capsys.readouterr().out
+    assert db_rows(settings, "SELECT reason FROM decisions WHERE host='fw-ok-3'") == [
+        {"reason": f"earlier attempts forgotten by {user}"}]
 
 
 def test_log_escapes_control_characters(live, project, config_file, capsys):
