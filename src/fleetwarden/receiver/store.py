@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_host ON runs (host, created);
 CREATE TABLE IF NOT EXISTS handled (
   fingerprint TEXT NOT NULL, starts_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT,
-  dry INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, starts_at, status, dry));
+  dry INTEGER NOT NULL DEFAULT 0, ts REAL NOT NULL DEFAULT 0, PRIMARY KEY (fingerprint, starts_at, status, dry));
+CREATE INDEX IF NOT EXISTS handled_ts ON handled (ts);
 CREATE TABLE IF NOT EXISTS alerting (host TEXT PRIMARY KEY, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (host TEXT PRIMARY KEY, since REAL NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS releases (host TEXT PRIMARY KEY, ts REAL NOT NULL);
@@ -60,6 +61,7 @@ INSERT INTO handled_v1 (fingerprint, starts_at, status, job_id) SELECT fingerpri
 DROP TABLE handled;
 ALTER TABLE handled_v1 RENAME TO handled;
 """,
+    2: "ALTER TABLE handled ADD COLUMN ts REAL NOT NULL DEFAULT 0;",
 }
 
 
@@ -222,8 +224,9 @@ class Store:
                        (job_id, alert.host, alert.alertname, alert.fingerprint, alert.starts_at, now,
                         now if dry_run else None, now if dry_run else None, "dry_run" if dry_run else "queued", dry))
         if decision.kind in ("started", "joined", "dry_run", "resolved"):
-            db.execute("INSERT OR IGNORE INTO handled (fingerprint, starts_at, status, job_id, dry) VALUES (?,?,?,?,?)",
-                       (alert.fingerprint, alert.starts_at, alert.status, decision.job_id, dry))
+            db.execute("INSERT OR IGNORE INTO handled (fingerprint, starts_at, status, job_id, dry, ts)"
+                       " VALUES (?,?,?,?,?,?)", (alert.fingerprint, alert.starts_at, alert.status, decision.job_id, dry,
+                                                 now))
         if decision.kind == "resolved":
             ttr = time_to_recover(alert)
             # The time to recover of an episode the receiver acted on (a run reached the host) is what the
@@ -347,14 +350,19 @@ class Store:
         # runs stay for the longest window a limit can have (7 days), so that pruning never forgets an attempt
         runs_keep_s = max(keep_days, 8) * 86400
         db.execute("DELETE FROM runs WHERE created<? AND status NOT IN (?,?)", (now - runs_keep_s, *ACTIVE))
+        db.execute("DELETE FROM handled WHERE ts<?", (now - runs_keep_s,))  # replays come within minutes
         while max_bytes is not None and self.size() > max_bytes:
-            count = db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+            # a tenth of the rows a round (at least 100): few rounds, and the newest history kept; the handled
+            # alerts (resolved ones of any host included) go the same way once no decision row is left
+            table, key = ("decisions", "id") if db.execute("SELECT 1 FROM decisions LIMIT 1").fetchone() else (
+                "handled", "ts")
+            count = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - a table of ours
             if count == 0:
                 break
-            # a tenth of the rows a round (at least 100): few rounds, and the newest history kept
-            cut = db.execute("SELECT id FROM decisions ORDER BY id LIMIT 1 OFFSET ?",
+            cut = db.execute(f"SELECT {key} FROM {table} ORDER BY {key} LIMIT 1 OFFSET ?",  # noqa: S608 - ours
                              (min(count - 1, max(100, count // 10)),)).fetchone()[0]
-            removed += db.execute("DELETE FROM decisions WHERE id<=?", (cut,)).rowcount
+            gone = db.execute(f"DELETE FROM {table} WHERE {key}<=?", (cut,)).rowcount  # noqa: S608 - ours
+            removed += gone if table == "decisions" else 0
         return removed
 
     def size(self) -> int:

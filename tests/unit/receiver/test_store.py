@@ -212,12 +212,12 @@ INSERT INTO handled VALUES ('fp-w-1-RayWorkerDown', '2026-11-27T18:00:00Z', 'fir
     old.close()
     store = Store(path)
     try:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert store.run("j1")["dry"] == 0
         assert decide(store, T0, firing("w-1"))[0].kind == "deduped"  # the handled alert is kept, as live
     finally:
         store.close()
-    assert Store(path).db.execute("PRAGMA user_version").fetchone()[0] == 1  # opening again changes nothing
+    assert Store(path).db.execute("PRAGMA user_version").fetchone()[0] == 2  # opening again changes nothing
 
 
 def test_the_audit_is_pruned_to_its_size_cap_oldest_first(store):
@@ -232,3 +232,15 @@ def test_the_audit_is_pruned_to_its_size_cap_oldest_first(store):
     assert removed == 400 - len(ids) and ids[-1] == 400 and ids == list(range(ids[0], 401))
     # Age: rows older than keep_days go as well.
     assert store.prune(T0 + 400 + 91 * 86400, keep_days=90) == len(ids)
+
+
+def test_handled_alerts_are_pruned_too(store):
+    resolved = [Alert("resolved", f"fp-{i}", "2026-11-27T18:00:00Z", "2026-11-27T18:01:00Z",
+                      {"alertname": "X", "fleet_host": f"not-ours-{i}"}, f"not-ours-{i}") for i in range(3000)]
+    store.record_notification(resolved, T0, LIMITS, INVENTORY)
+    assert store.db.execute("SELECT count(*) FROM handled").fetchone()[0] == 3000
+    store.prune(T0 + 1, keep_days=90, max_bytes=256 * 1024)
+    assert store.size() <= 256 * 1024
+    assert store.db.execute("SELECT count(*) FROM handled").fetchone()[0] < 3000
+    store.prune(T0 + 91 * 86400, keep_days=90)
+    assert store.db.execute("SELECT count(*) FROM handled").fetchone()[0] == 0
