@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 MAX_ALERTS = 1000
-MAX_LABEL_BYTES = 4096
+MAX_LABEL_BYTES = 4096  # one label, name and value
+MAX_LABELS_BYTES = 16384  # all labels of one alert
+MAX_FINGERPRINT = 128  # Alertmanager's are 16 hex digits
+MAX_TIME = 64  # an RFC 3339 time with nanoseconds is 35 characters
 
 
 class BadNotification(ValueError):
@@ -48,9 +51,15 @@ def host_from_instance(instance: str) -> str:
     return match.group("v6") or match.group("name")
 
 
-def _text(value, where: str) -> str:
+def _text(value, where: str, limit: int | None = None) -> str:
     if not isinstance(value, str):
         raise BadNotification(f"{where} must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadNotification(f"{where} is not valid Unicode (a lone surrogate)") from None
+    if limit is not None and len(value) > limit:
+        raise BadNotification(f"{where} is longer than {limit} characters")
     return value
 
 
@@ -64,16 +73,23 @@ def parse_alert(raw, index: int, host_label: str) -> Alert:
     labels = raw.get("labels")
     if not isinstance(labels, dict):
         raise BadNotification(f"{where}.labels must be an object")
+    total = 0
     for name, value in labels.items():
+        _text(name, f"{where}.labels (a name)", MAX_LABEL_BYTES)
         _text(value, f"{where}.labels.{name}")
         if len(name) + len(value) > MAX_LABEL_BYTES:
             raise BadNotification(f"{where}.labels.{name} is longer than {MAX_LABEL_BYTES} characters")
-    fingerprint = _text(raw.get("fingerprint"), f"{where}.fingerprint")
+        total += len(name) + len(value)
+    if total > MAX_LABELS_BYTES:
+        raise BadNotification(f"{where}.labels hold more than {MAX_LABELS_BYTES} characters")
+    fingerprint = _text(raw.get("fingerprint"), f"{where}.fingerprint", MAX_FINGERPRINT)
     if not fingerprint:
         raise BadNotification(f"{where}.fingerprint must not be empty")
-    starts_at = _text(raw.get("startsAt"), f"{where}.startsAt")
+    starts_at = _text(raw.get("startsAt"), f"{where}.startsAt", MAX_TIME)
     parse_time(starts_at, f"{where}.startsAt")
-    ends_at = _text(raw.get("endsAt", ""), f"{where}.endsAt")
+    ends_at = _text(raw.get("endsAt", ""), f"{where}.endsAt", MAX_TIME)
+    if ends_at:
+        parse_time(ends_at, f"{where}.endsAt")
     host = labels.get(host_label) or (host_from_instance(labels["instance"]) if labels.get("instance") else None)
     return Alert(status, fingerprint, starts_at, ends_at, dict(labels), host)
 
@@ -83,7 +99,9 @@ def parse_notification(body: bytes, host_label: str = "fleet_host") -> list[Aler
     or an alert missing what the receiver needs."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise BadNotification("body is nested too deeply") from None
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer over Python's 4300 digits
         raise BadNotification(f"body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise BadNotification("body must be a JSON object")
@@ -110,7 +128,10 @@ def parse_time(value: str, where: str = "time") -> datetime:
         raise BadNotification(f"{where} is not an RFC 3339 time: {value!r}") from None
     if parsed.tzinfo is None:
         raise BadNotification(f"{where} has no time zone: {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        raise BadNotification(f"{where} is out of range in UTC: {value!r}") from None
 
 
 def time_to_recover(alert: Alert) -> float | None:

@@ -52,6 +52,10 @@ class Settings:
     port: int = DEFAULT_PORT
     max_body_bytes: int = MIB
     read_timeout_s: int = 5
+    header_timeout_s: int = 10  # a connection without a complete request head this long after it opened or
+    # after its last answer is closed: idle keep-alive connections and heads that never finish alike
+    max_connections: int = 512
+    max_connections_per_peer: int = 32
     dry_run: bool = False
     host_label: str = "fleet_host"
     extravars: dict = field(default_factory=dict)  # static extravars for every run; `target` is set per run
@@ -61,13 +65,20 @@ class Settings:
     keep_runs: int = 200
     keep_days: int = 14
     audit_keep_days: int = 90
+    audit_max_mib: int = 256  # past it, the oldest audit rows go
     notify_url: str = ""  # an Alertmanager base URL for alerts to a person (breaker, quarantine); "" = metrics only
     notify_interval_s: int = 60
+    alertmanager_url: str = ""  # where maintenance adds its silences; "" = notify_url
     limits: Limits = field(default_factory=Limits)
 
     @property
     def run_cwd(self) -> Path:
         return self.project_dir or self.playbook.parent
+
+    @property
+    def silence_url(self) -> str:
+        """The Alertmanager that gets maintenance silences ("" = none)."""
+        return self.alertmanager_url or self.notify_url
 
     @property
     def db_path(self) -> Path:
@@ -80,9 +91,11 @@ class Settings:
 
 _PATHS = ("token_file", "state_dir", "playbook", "inventory", "project_dir")
 _INTS = {
-    "port": (1, 65535), "max_body_bytes": (1024, 64 * MIB), "read_timeout_s": (1, 300),
+    "port": (1, 65535), "max_body_bytes": (1024, 64 * MIB), "read_timeout_s": (1, 300), "header_timeout_s": (1, 300),
+    "max_connections": (1, 60000), "max_connections_per_peer": (1, 60000),
     "job_timeout_s": (10, 86400), "idle_timeout_s": (5, 86400), "run_nice": (0, 19), "keep_runs": (1, 100000),
-    "keep_days": (1, 3650), "audit_keep_days": (1, 36500), "notify_interval_s": (5, 86400),
+    "keep_days": (1, 3650), "audit_keep_days": (1, 36500), "audit_max_mib": (1, 1024 * 1024),
+    "notify_interval_s": (5, 86400),
     "cooldown_success_s": (0, 86400), "cooldown_failure_s": (0, 86400), "max_attempts": (1, 1000),
     "attempts_window_s": (60, 7 * 86400), "max_concurrent_runs": (1, 256), "budget_percent": (1, 100),
     "budget_window_s": (60, 7 * 86400), "breaker_percent": (1, 100), "breaker_window_s": (10, 86400),
@@ -137,13 +150,14 @@ def from_mapping(data: dict, base_dir: Path) -> Settings:
         if not isinstance(data["dry_run"], bool):
             raise ConfigError(f"dry_run must be true or false, got {data['dry_run']!r}")
         values["dry_run"] = data["dry_run"]
-    for name in ("host_label", "notify_url"):
+    for name in ("host_label", "notify_url", "alertmanager_url"):
         if name in data:
             if not isinstance(data[name], str):
                 raise ConfigError(f"{name} must be a string, got {data[name]!r}")
             values[name] = data[name]
-    if values.get("notify_url") and not values["notify_url"].startswith(("http://", "https://")):
-        raise ConfigError(f"notify_url must be an http(s) URL, got {values['notify_url']!r}")
+    for name in ("notify_url", "alertmanager_url"):
+        if values.get(name) and not values[name].startswith(("http://", "https://")):
+            raise ConfigError(f"{name} must be an http(s) URL, got {values[name]!r}")
     if not values.get("host_label", "fleet_host"):
         raise ConfigError("host_label must not be empty")
     extravars = data.get("extravars") or {}

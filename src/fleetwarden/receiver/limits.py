@@ -1,7 +1,7 @@
 """The decision engine: what to do with one alert, given what the audit store knows. Pure functions.
 
 The order of the checks is the policy (docs/receiver.md):
-resolved -> not ours (received) -> unknown host -> replay (deduped) -> quarantined -> breaker open ->
+resolved -> not ours (received) -> unknown host -> maintenance -> replay (deduped) -> quarantined -> breaker open ->
 breaker trips -> a run in progress (joined) -> cooldown -> attempts used up (quarantine) -> budget -> run.
 """
 
@@ -17,6 +17,7 @@ from fleetwarden.receiver.config import Limits
 KINDS = (
     "received", "started", "dry_run", "deduped", "joined", "cooldown", "quarantined", "budget", "breaker",
     "unknown_host", "unauthorized", "resolved", "bad_request", "too_large", "interrupted", "released", "reset",
+    "maintenance", "maintenance_start", "maintenance_end",
 )
 # Decisions about a firing, remediable alert for a known host: these count towards the breaker.
 ALERTING_KINDS = ("started", "dry_run", "deduped", "joined", "cooldown", "quarantined", "budget", "breaker")
@@ -37,6 +38,7 @@ class View:
     alerting_hosts: frozenset  # hosts with remediable alerts in the breaker window, since the last reset
     healed_hosts: frozenset  # hosts with runs in the budget window
     inventory_size: int
+    maintenance: str | None = None  # why the host is in maintenance (who, until when), or None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def decide(alert: Alert, view: View, limits: Limits, now: float, dry_run: bool =
         return Decision("received", 'not labelled remediate="true"; recorded only')
     if not alert.host or not view.known_host:
         return Decision("unknown_host", "no host label" if not alert.host else "host is not in the inventory")
+    if view.maintenance:  # a person works on the host: recorded, not acted on, not counted, not marked handled
+        return Decision("maintenance", f"host in maintenance: {view.maintenance}")
     if view.seen:
         return Decision("deduped", "this (fingerprint, startsAt) is already handled")
     if view.quarantined:

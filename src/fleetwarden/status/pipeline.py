@@ -84,11 +84,14 @@ def metrics_freshness(document: dict, max_age_s: float = METRICS_MAX_AGE_S) -> d
 
 
 def receiver_summary(document: dict) -> dict:
-    """The receiver's /healthz -> {breaker_open, hosts_quarantined, runs_in_progress, dry_run}."""
+    """The receiver's /healthz -> {breaker_open, hosts_quarantined, runs_in_progress, dry_run,
+    hosts_in_maintenance}."""
     document = document if isinstance(document, dict) else {}
+    maintenance = document.get("hosts_in_maintenance")
     return {"breaker_open": bool(document.get("breaker_open")),
             "hosts_quarantined": int(document.get("hosts_quarantined") or 0),
-            "runs_in_progress": int(document.get("runs_in_progress") or 0), "dry_run": bool(document.get("dry_run"))}
+            "runs_in_progress": int(document.get("runs_in_progress") or 0), "dry_run": bool(document.get("dry_run")),
+            "hosts_in_maintenance": sorted(str(h) for h in maintenance) if isinstance(maintenance, list) else []}
 
 
 def _freshness_check(base: str, host: str, timeout: float, get) -> Check:
@@ -121,6 +124,8 @@ def _receiver_check(url: str, host: str, body: str, evidence: dict) -> Check:
     words = (f"breaker {'OPEN' if summary['breaker_open'] else 'closed'}, {summary['hosts_quarantined']} hosts "
              f"quarantined, {summary['runs_in_progress']} runs in progress")
     words += ", dry run" if summary["dry_run"] else ""
+    if summary["hosts_in_maintenance"]:
+        words += f", in maintenance: {', '.join(summary['hosts_in_maintenance'])}"
     if summary["breaker_open"]:
         return Check("pipeline.receiver", "pipeline", "FAIL", f"automatic recovery is stopped: {words}", host,
                      evidence=evidence, recommendation="reset-breaker")

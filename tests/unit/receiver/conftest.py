@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import secrets
+import shutil
+import socket
 import sqlite3
+import subprocess
 import sys
 import threading
 import urllib.parse
@@ -17,9 +21,9 @@ import yaml
 from aiohttp import web
 from fleetwarden_testing import ray_lab
 
-from fleetwarden.receiver import jobs
 from fleetwarden.receiver.config import Limits, Settings
 from fleetwarden.receiver.server import WEBHOOK_PATH, Receiver
+from fleetwarden.receiver.worker import run_job_in_process
 
 PROJECT = Path(__file__).parent / "project"
 HOSTS = {
@@ -61,14 +65,15 @@ def make_settings(project: dict, **overrides) -> Settings:
 
 
 class RunRecorder:
-    """Calls the real job runner and remembers each call, so a test can say that nothing ran."""
+    """Calls the receiver's real job runner (a run in a process of its own) and remembers each call, so a test
+    can say that nothing ran."""
 
     def __init__(self):
         self.calls: list[tuple[str, str]] = []
 
     def __call__(self, settings, job_id, host, cancel):
         self.calls.append((job_id, host))
-        return jobs.run_job(settings, job_id, host, cancel)
+        return run_job_in_process(settings, job_id, host, cancel)
 
 
 class LiveReceiver:
@@ -85,7 +90,7 @@ class LiveReceiver:
 
     def _serve(self):
         asyncio.set_event_loop(self.loop)
-        self.runner = web.AppRunner(self.receiver.app(), access_log=None)
+        self.runner = self.receiver.runner()
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", self.settings.port)
         self.loop.run_until_complete(site.start())
@@ -171,3 +176,58 @@ def live(project):
     for receiver in started:
         if receiver._thread.is_alive():
             receiver.stop()
+
+
+# A real Alertmanager (Debian's prometheus-alertmanager) on loopback; scripts/install-engine.sh installs it.
+BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def alertmanager(tmp_path, project):
+    if BINARY is None:
+        if os.environ.get("FLEETWARDEN_REQUIRE_LAB") == "1":
+            pytest.fail("prometheus-alertmanager is not installed (scripts/install-engine.sh installs it)")
+        pytest.skip("prometheus-alertmanager is not installed")
+    port = free_port()
+
+    def start(receiver_port: int):
+        config = {
+            "route": {"receiver": "fleetwarden-recovery", "group_by": ["alertname", "fleet_host"],
+                      "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h",
+                      "routes": [{"receiver": "person", "matchers": ['severity="page"']}]},
+            "receivers": [
+                {"name": "fleetwarden-recovery", "webhook_configs": [{
+                    "url": f"http://127.0.0.1:{receiver_port}/v1/alertmanager", "send_resolved": True,
+                    "http_config": {"authorization": {"type": "Bearer",
+                                                      "credentials_file": str(project["token_file"])}}}]},
+                {"name": "person"},
+            ],
+        }
+        (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+        process = subprocess.Popen(
+            [BINARY, f"--config.file={tmp_path / 'alertmanager.yml'}", f"--storage.path={tmp_path / 'am-data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(process)
+
+        def ready():
+            try:
+                return request(url, "GET", "/-/ready")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(ready, timeout=30)
+        return url
+
+    url = f"http://127.0.0.1:{port}"
+    started: list[subprocess.Popen] = []
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(10)

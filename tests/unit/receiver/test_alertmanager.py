@@ -5,72 +5,12 @@ time to recover; the breaker's page goes back to Alertmanager. Needs the binary 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
-import yaml
-
 from fleetwarden.receiver.config import Limits
 
-from .conftest import db_rows, request, wait_for
-
-BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def alertmanager(tmp_path, project):
-    if BINARY is None:
-        if os.environ.get("FLEETWARDEN_REQUIRE_LAB") == "1":
-            pytest.fail("prometheus-alertmanager is not installed (scripts/install-engine.sh installs it)")
-        pytest.skip("prometheus-alertmanager is not installed")
-    port = free_port()
-
-    def start(receiver_port: int):
-        config = {
-            "route": {"receiver": "fleetwarden-recovery", "group_by": ["alertname", "fleet_host"],
-                      "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h",
-                      "routes": [{"receiver": "person", "matchers": ['severity="page"']}]},
-            "receivers": [
-                {"name": "fleetwarden-recovery", "webhook_configs": [{
-                    "url": f"http://127.0.0.1:{receiver_port}/v1/alertmanager", "send_resolved": True,
-                    "http_config": {"authorization": {"type": "Bearer",
-                                                      "credentials_file": str(project["token_file"])}}}]},
-                {"name": "person"},
-            ],
-        }
-        (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
-        process = subprocess.Popen(
-            [BINARY, f"--config.file={tmp_path / 'alertmanager.yml'}", f"--storage.path={tmp_path / 'am-data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started.append(process)
-
-        def ready():
-            try:
-                return request(url, "GET", "/-/ready")[0] == 200
-            except OSError:
-                return False
-
-        wait_for(ready, timeout=30)
-        return url
-
-    url = f"http://127.0.0.1:{port}"
-    started: list[subprocess.Popen] = []
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(10)
+from .conftest import db_rows, free_port, request, wait_for
 
 
 def post_alerts(am_url: str, alerts: list[dict]) -> None:
@@ -84,18 +24,17 @@ def am_alerts(am_url: str) -> list[dict]:
 
 
 def test_alertmanager_delivers_with_credentials_file(live, alertmanager):
-    # 8 inventory hosts; breaker above 20%: a second alerting host trips it. Dry run: no playbook needed here.
+    # 8 inventory hosts; breaker above 20%: a second alerting host trips it (live: a dry run opens no breaker).
     receiver_port = free_port()
     am_url = alertmanager(receiver_port)
-    receiver = live(port=receiver_port, dry_run=True, limits=Limits(breaker_percent=20), notify_url=am_url,
-                    notify_interval_s=5)
+    receiver = live(port=receiver_port, limits=Limits(breaker_percent=20), notify_url=am_url, notify_interval_s=5)
     started = datetime.now(UTC) - timedelta(seconds=30)
     down = {"labels": {"alertname": "RayWorkerDown", "fleet_host": "fw-ok-1", "remediate": "true"},
             "startsAt": started.isoformat()}
     post_alerts(am_url, [down])
 
     rows = wait_for(lambda: db_rows(receiver.settings, "SELECT * FROM decisions WHERE host='fw-ok-1'"), timeout=30)
-    assert rows[0]["kind"] == "dry_run" and rows[0]["remote"] == "127.0.0.1"
+    assert rows[0]["kind"] == "started" and rows[0]["remote"] == "127.0.0.1"
     assert json.loads(rows[0]["labels"])["alertname"] == "RayWorkerDown"
     assert db_rows(receiver.settings, "SELECT * FROM decisions WHERE kind='unauthorized'") == []
 
@@ -117,4 +56,4 @@ def test_alertmanager_delivers_with_credentials_file(live, alertmanager):
         time.sleep(0.5)
     page = [a for a in am_alerts(am_url) if a["labels"]["alertname"] == "FleetwardenReceiverBreakerOpen"]
     assert page and page[0]["labels"]["severity"] == "page" and "remediate" not in page[0]["labels"]
-    assert receiver.recorder.calls == []
+    assert [host for _, host in receiver.recorder.calls] == ["fw-ok-1"]

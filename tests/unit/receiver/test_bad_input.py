@@ -95,7 +95,7 @@ def test_jinja_in_labels(live, project, tmp_path):
     receiver = live()
     marker = tmp_path / "rendered"
     jinja = "{{ lookup('ansible.builtin.pipe', 'touch " + str(marker) + "') }}"
-    status, answer = post(receiver.url, notification(alert(jinja, alertname=jinja, summary=jinja)),
+    status, answer = post(receiver.url, notification(alert(jinja, alertname=jinja, summary=jinja, fingerprint="fp-j")),
                           token=project["token"])
     assert status == 202 and answer["decisions"][0]["decision"] == "unknown_host"
     [row] = decisions(receiver)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import time
 
 import pytest
@@ -11,8 +13,9 @@ import yaml
 from fleetwarden.cli import main
 from fleetwarden.receiver.commands import format_rows, parse_since
 from fleetwarden.receiver.config import Limits
+from fleetwarden.receiver.store import Store
 
-from .conftest import alert, notification, post, request
+from .conftest import alert, db_rows, make_settings, notification, post, request
 
 
 @pytest.fixture
@@ -24,14 +27,14 @@ def config_file(project, tmp_path):
 
 
 def test_log_release_reset_and_metrics(live, project, config_file, capsys):
-    receiver = live(dry_run=True, limits=Limits(max_attempts=1, breaker_percent=30))
+    receiver = live(limits=Limits(max_attempts=1, breaker_percent=30, budget_percent=100))
     post(receiver.url, notification(alert("fw-ok-1"), alert("fw-ok-2"), alert("fw-ok-3")), project["token"])
     post(receiver.url, notification(alert("fw-ok-1")), project["token"][::-1])
 
     assert main(["receiver", "--config", str(config_file), "log", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["kind"], r["host"]) for r in rows] == [
-        ("dry_run", "fw-ok-1"), ("dry_run", "fw-ok-2"), ("breaker", "fw-ok-3"), ("unauthorized", None)]
+        ("started", "fw-ok-1"), ("started", "fw-ok-2"), ("breaker", "fw-ok-3"), ("unauthorized", None)]
     assert main(["receiver", "--config", str(config_file), "log", "--host", "fw-ok-3"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:4] == ["id", "time", "kind", "host"] and "breaker" in table[1]
@@ -42,14 +45,16 @@ def test_log_release_reset_and_metrics(live, project, config_file, capsys):
     status, _, body = request(receiver.url, "GET", "/metrics")
     metrics = body.decode()
     assert status == 200
-    for line in ('fleetwarden_receiver_decisions_total{kind="dry_run"} 2.0',
+    for line in ('fleetwarden_receiver_decisions_total{kind="started"} 2.0',
                  'fleetwarden_receiver_decisions_total{kind="unauthorized"} 1.0',
                  'fleetwarden_receiver_requests_total{code="202"} 1.0',
                  'fleetwarden_receiver_requests_total{code="401"} 1.0',
                  "fleetwarden_receiver_breaker_open 1.0", "fleetwarden_receiver_hosts_quarantined 0.0",
-                 "fleetwarden_receiver_runs_in_progress 0.0"):
+                 "# TYPE fleetwarden_receiver_runs_in_progress gauge"):
         assert line in metrics, line
     assert "fleetwarden_receiver_run_duration_seconds_bucket" in metrics
+    audit_bytes = [line for line in metrics.splitlines() if line.startswith("fleetwarden_receiver_audit_bytes ")]
+    assert audit_bytes and float(audit_bytes[0].split()[1]) > 0
     assert "fleetwarden_receiver_time_to_recover_seconds_bucket" in metrics
     assert json.loads(request(receiver.url, "GET", "/healthz")[2])["breaker_open"] is True
 
@@ -57,11 +62,11 @@ def test_log_release_reset_and_metrics(live, project, config_file, capsys):
     assert main(["receiver", "--config", str(config_file), "reset"]) == 0
     assert "breaker reset" in capsys.readouterr().out
     _, answer = post(receiver.url, notification(alert("fw-ok-4")), project["token"])
-    assert answer["decisions"][0]["decision"] == "dry_run"
+    assert answer["decisions"][0]["decision"] == "started"
     assert "fleetwarden_receiver_breaker_open 0.0" in request(receiver.url, "GET", "/metrics")[2].decode()
 
     assert main(["receiver", "--config", str(config_file), "release", "fw-ok-1"]) == 0
-    assert "was not quarantined" in capsys.readouterr().out
+    assert "is not quarantined: nothing changed" in capsys.readouterr().out
     assert main(["receiver", "--config", str(config_file), "status"]) == 0
     assert json.loads(capsys.readouterr().out)["breaker_open"] is False
 
@@ -85,3 +90,36 @@ def test_format_rows_is_a_table():
     text = format_rows([{"id": 1, "ts": 0.0, "kind": "started", "host": "w-1", "duration": 12.345}])
     assert text.splitlines()[1].startswith("1   1970-01-01T00:00:00Z  started  w-1")
     assert "12.3" in text
+
+
+def test_release_records_who_and_why_and_refuses_unknown_hosts(project, config_file, capsys):
+    settings = make_settings(project)
+    store = Store(settings.db_path)
+    store.db.execute("INSERT INTO quarantine VALUES ('fw-ok-2', 1, 'three failed runs')")
+    store.close()
+    assert main(["receiver", "--config", str(config_file), "release", "no-such-host"]) == 2
+    assert "not in the inventory" in capsys.readouterr().err
+    assert main(["receiver", "--config", str(config_file), "release", "fw-ok-1"]) == 0  # not quarantined
+    assert "nothing changed" in capsys.readouterr().out
+    assert main(["receiver", "--config", str(config_file), "release", "fw-ok-2", "--reason", "disk replaced"]) == 0
+    assert "fw-ok-2 released" in capsys.readouterr().out
+    rows = db_rows(settings, "SELECT kind, host, reason FROM decisions")
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert rows == [{"kind": "released", "host": "fw-ok-2", "reason": f"released by {user}: disk replaced"}]
+    assert db_rows(settings, "SELECT host FROM releases") == [{"host": "fw-ok-2"}]
+    # Attempts are forgotten for a host that is not quarantined only when asked.
+    assert main(["receiver", "--config", str(config_file), "release", "fw-ok-3", "--forget-attempts"]) == 0
+    assert "earlier attempts no longer count" in capsys.readouterr().out
+    assert db_rows(settings, "SELECT reason FROM decisions WHERE host='fw-ok-3'") == [
+        {"reason": f"earlier attempts forgotten by {user}"}]
+
+
+def test_log_escapes_control_characters(live, project, config_file, capsys):
+    receiver = live()
+    forged = "A\n1  2026-01-01T00:00:00Z  started  fw-ok-9\x1b]0;owned\x07"
+    post(receiver.url, notification(alert("fw-ok-1", alertname=forged, remediate="false", fingerprint="f")),
+         project["token"])
+    assert main(["receiver", "--config", str(config_file), "log"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 2 and "\x1b" not in out and "\x07" not in out
+    assert "A\\x0a1" in out

@@ -1,6 +1,7 @@
-"""A receiver process killed mid-run (SIGKILL to its process group, as systemd's KillMode=control-group
-does on a crash) loses no decision; its run in flight is recorded as interrupted; the next alert for that
-host is handled; SIGTERM cancels the run in progress and exits cleanly. Real processes, real HTTP."""
+"""A receiver process killed mid-run (SIGKILL to it alone: its run's processes live on, as they would outside
+systemd) loses no decision; at the next start the leftover run is killed before anything is served and
+recorded as interrupted; the next alert for that host starts one run, never two; SIGTERM cancels the run in
+progress, its forks included, and exits cleanly. Real processes, real HTTP."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 
 import yaml
 
+from fleetwarden.receiver import jobs
 from fleetwarden.receiver.store import Store
 
 from .conftest import alert, db_rows, make_settings, notification, post, request, wait_for
@@ -59,9 +61,12 @@ def test_killed_mid_run_then_restarted(project, tmp_path):
         job_id = answer["decisions"][0]["job_id"]
         wait_for(lambda: db_rows(settings, "SELECT 1 FROM runs WHERE job_id=? AND status='running'", (job_id,)))
         wait_for(lambda: list((settings.runs_dir / job_id / "artifacts").glob("*/job_events/*.json")))
+        wait_for(lambda: len(jobs.run_processes(job_id)) >= 2)  # ansible-playbook and its fork (own session)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
         process.wait(10)
+    leftovers = jobs.run_processes(job_id)
+    assert leftovers, "the run should outlive a receiver killed alone"
 
     # Every answered decision is on disk; the run was left "running".
     kinds = [(r["host"], r["kind"]) for r in db_rows(settings, "SELECT * FROM decisions ORDER BY id")]
@@ -70,6 +75,8 @@ def test_killed_mid_run_then_restarted(project, tmp_path):
 
     process = start(config_path, port)
     try:
+        # The leftover run was killed before the receiver answered anything.
+        assert jobs.run_processes(job_id) == []
         run = Store(settings.db_path).run(job_id)
         assert run["status"] == "interrupted" and run["ended"] is not None
         assert db_rows(settings, "SELECT kind, job_id FROM decisions WHERE kind='interrupted'") == [
@@ -80,6 +87,8 @@ def test_killed_mid_run_then_restarted(project, tmp_path):
         assert decision["decision"] == "started" and decision["job_id"] != job_id
         new_job = decision["job_id"]
         wait_for(lambda: db_rows(settings, "SELECT 1 FROM runs WHERE job_id=? AND status='running'", (new_job,)))
+        wait_for(lambda: len(jobs.run_processes(new_job)) >= 2)
+        assert jobs.run_processes(job_id) == []  # one run on the host, never two
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
@@ -88,5 +97,7 @@ def test_killed_mid_run_then_restarted(project, tmp_path):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert Store(settings.db_path).run(new_job)["status"] == "canceled"
+    assert jobs.run_processes(new_job) == []  # SIGTERM's cancel killed the forks too
+    assert not (settings.runs_dir / new_job / "tmp").exists()
     # The evidence of the interrupted run is kept.
     assert (settings.runs_dir / job_id / "artifacts" / job_id / "stdout").exists()

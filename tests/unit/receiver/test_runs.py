@@ -13,9 +13,11 @@ from fleetwarden.receiver.config import Limits
 
 from .conftest import alert, db_rows, make_settings, notification, post, wait_for
 
+SECRET = "s3cret-" + "value"  # a static extravar standing for a secret
+
 
 def test_successful_run_records_rc_status_duration_and_report(project):
-    settings = make_settings(project, extravars={"recover_serial": 1})
+    settings = make_settings(project, extravars={"recover_serial": 1, "db_secret": SECRET})
     result = jobs.run_job(settings, "job-ok", "fw-ok-1", threading.Event())
     assert (result.status, result.rc) == ("successful", 0)
     assert 0 < result.duration < 120
@@ -26,8 +28,15 @@ def test_successful_run_records_rc_status_duration_and_report(project):
         "host": "fw-ok-1", "target": "fw-ok-1"}
     assert (evidence / "artifacts" / "job-ok" / "status").read_text() == "successful"
     assert "PLAY RECAP" in (evidence / "artifacts" / "job-ok" / "stdout").read_text()
-    # suppress_env_files: runner writes no extravars or passwords; env/ holds only the timeouts we gave it.
-    assert [p.name for p in (evidence / "env").iterdir()] == ["settings"]
+    # suppress_env_files: runner writes no env files of its own; env/ holds the timeouts and the extravars we
+    # gave it, the extravars in a 0600 file, never on ansible-playbook's command line.
+    assert sorted(p.name for p in (evidence / "env").iterdir()) == ["extravars", "settings"]
+    assert oct((evidence / "env" / "extravars").stat().st_mode & 0o777) == "0o600"
+    assert json.loads((evidence / "env" / "extravars").read_text())["db_secret"] == SECRET
+    command = json.loads((evidence / "artifacts" / "job-ok" / "command").read_text())["command"]
+    assert "-e" in command and f"@{evidence}/env/extravars" in command
+    assert not any("s3cret" in word for word in command)
+    assert not (evidence / "tmp").exists()  # ansible's local temp, removed with the run
     assert json.loads((evidence / "env" / "settings").read_text())["idle_timeout"] == settings.idle_timeout_s
     assert oct(evidence.stat().st_mode & 0o777) == "0o700"
 
@@ -85,6 +94,7 @@ def test_runs_through_the_receiver_and_cancel_on_shutdown(live, project):
     assert time.monotonic() - started < 30
     slow = finished("fw-slow")
     assert slow["status"] == "canceled" and slow["rc"] == 254
+    assert jobs.run_processes(jobs_by_host["fw-slow"]) == []  # ansible's forks (own sessions) killed too
     assert [h for _, h in receiver.recorder.calls] == ["fw-ok-2", "fw-slow"]
     # The log shows the outcome next to the decision.
     from fleetwarden.receiver.store import Store
@@ -106,3 +116,14 @@ def test_rotation_keeps_the_newest_and_the_recent(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job-0", "job-1", "job-2", "job-4"]
     removed = jobs.rotate_runs(tmp_path, keep_runs=10, keep_days=14, active=set(), now=now)
     assert removed == ["job-4"]
+
+
+def test_a_run_in_its_own_process_gets_the_same_settings_and_result(project):
+    from fleetwarden.receiver import worker
+
+    settings = make_settings(project, extravars={"recover_serial": 1}, limits=Limits(max_attempts=7), run_nice=5)
+    assert worker.settings_from_json(json.loads(json.dumps(worker.settings_to_json(settings)))) == settings
+    result = worker.run_job_in_process(settings, "job-proc", "fw-ok-3", threading.Event())
+    assert (result.status, result.rc) == ("successful", 0)
+    assert result.report_path.endswith("/fw-ok-3.json")
+    assert jobs.run_processes("job-proc") == []

@@ -55,7 +55,7 @@ def test_a_failed_run_is_retried_after_the_cooldown_then_quarantined(store):
     assert decide(store, T0 + 701, firing())[0].kind == "quarantined"
     assert store.state()["quarantined"][0]["host"] == "w-1"
     # Released: attempts before the release no longer count.
-    assert store.release("w-1", T0 + 800)
+    assert store.release("w-1", T0 + 800, "tester", "fixed the disk")
     assert decide(store, T0 + 801, firing())[0].kind == "started"
     kinds = [r["kind"] for r in store.rows(host="w-1")]
     assert kinds == ["started", "deduped", "cooldown", "started", "quarantined", "quarantined", "released", "started"]
@@ -136,3 +136,111 @@ def test_prune_drops_old_audit_rows_only(store):
     assert store.prune(T0 + 100 * 86400, keep_days=90) == 1
     assert [r["host"] for r in store.rows()] == ["w-2"]
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+
+def decide_mode(store, now, dry_run, *alerts, limits=LIMITS):
+    return [r.decision for r in store.record_notification(list(alerts), now, limits, INVENTORY, dry_run)]
+
+
+@pytest.mark.parametrize(("outcome", "step"), [("canceled", 10), ("interrupted", 10), ("error", 310)])
+def test_a_run_that_may_not_have_reached_the_host_is_no_attempt_and_is_retried(store, outcome, step):
+    # max_attempts=2: three runs that did nothing, then a real one, are not a quarantine.
+    now = T0
+    for _ in range(3):
+        [decision] = decide(store, now, firing())
+        assert decision.kind == "started"
+        store.finish_run(decision.job_id, now + 5, outcome, None, None, None)
+        # canceled and interrupted say nothing about the host: no cooldown; a runner error waits out the
+        # failure cooldown, so that a broken setup is not retried in a tight loop
+        now += step
+    [decision] = decide(store, now, firing())
+    assert decision.kind == "started"
+
+
+def test_runs_that_did_nothing_do_not_use_the_budget(store):
+    limits = Limits(budget_percent=10, max_attempts=5)  # 1 host of 10 per window
+    [first] = decide_mode(store, T0, False, firing("w-1"), limits=limits)
+    store.finish_run(first.job_id, T0 + 1, "canceled", None, None, None)
+    assert decide_mode(store, T0 + 2, False, firing("w-2"), limits=limits)[0].kind == "started"
+    assert decide_mode(store, T0 + 3, False, firing("w-3"), limits=limits)[0].kind == "budget"
+
+
+def test_dry_run_applies_every_rule_and_live_mode_does_not_read_its_decisions(store):
+    limits = Limits(budget_percent=20, max_attempts=5)  # 2 hosts of 10
+    alerts = [firing(f"w-{i}") for i in range(1, 5)]
+    assert [d.kind for d in decide_mode(store, T0, True, *alerts, limits=limits)] == [
+        "dry_run", "dry_run", "budget", "budget"]
+    # A dry-run decision is not "handled" for live mode: the same alerts act live.
+    assert [d.kind for d in decide_mode(store, T0 + 1, False, *alerts, limits=limits)] == [
+        "started", "started", "budget", "budget"]
+    # The dry run's would-be run starts its cooldown in dry mode only.
+    assert decide_mode(store, T0 + 2, True, firing("w-1", starts_at="2026-11-27T19:00:00Z"), limits=limits)[
+        0].kind == "cooldown"
+    assert store.state()["breaker_open"] is False
+
+
+def test_dry_run_quarantine_and_breaker_change_no_state(store):
+    limits = Limits(breaker_percent=10, breaker_min_hosts=2, budget_percent=100)
+    kinds = [d.kind for d in decide_mode(store, T0, True, firing("w-1"), firing("w-2"), firing("w-3"),
+                                         limits=limits)]
+    assert kinds == ["dry_run", "breaker", "breaker"]
+    assert store.state()["breaker_open"] is False
+
+
+def test_time_to_recover_is_marked_acted_only_for_episodes_with_a_run(store):
+    [run] = decide(store, T0, firing("w-1"))
+    store.finish_run(run.job_id, T0 + 20, "successful", 0, 20.0, None)
+    resolved = [Alert("resolved", f"fp-{h}-RayWorkerDown", "2026-11-27T18:00:00Z", "2026-11-27T18:01:00Z",
+                      {"alertname": "RayWorkerDown", "fleet_host": h}, h) for h in ("w-1", "w-2")]
+    recorded = store.record_notification(resolved, T0 + 60, LIMITS, INVENTORY)
+    assert [(r.decision.kind, r.ttr, r.acted) for r in recorded] == [("resolved", 60.0, True),
+                                                                      ("resolved", 60.0, False)]
+
+
+def test_a_store_of_the_previous_schema_is_migrated(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+CREATE TABLE runs (job_id TEXT PRIMARY KEY, host TEXT NOT NULL, alertname TEXT, fingerprint TEXT, starts_at TEXT,
+  created REAL NOT NULL, started REAL, ended REAL, status TEXT NOT NULL, rc INTEGER, duration REAL,
+  report_path TEXT, private_data_dir TEXT, explanation TEXT);
+CREATE TABLE handled (fingerprint TEXT NOT NULL, starts_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT,
+  PRIMARY KEY (fingerprint, starts_at, status));
+INSERT INTO runs (job_id, host, created, status) VALUES ('j1', 'w-1', 1, 'running');
+INSERT INTO handled VALUES ('fp-w-1-RayWorkerDown', '2026-11-27T18:00:00Z', 'firing', 'j1');
+""")
+    old.close()
+    store = Store(path)
+    try:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store.run("j1")["dry"] == 0
+        assert decide(store, T0, firing("w-1"))[0].kind == "deduped"  # the handled alert is kept, as live
+    finally:
+        store.close()
+    assert Store(path).db.execute("PRAGMA user_version").fetchone()[0] == 2  # opening again changes nothing
+
+
+def test_the_audit_is_pruned_to_its_size_cap_oldest_first(store):
+    labels = {"alertname": "Noise", "fleet_host": "w-1", "blob": "x" * 3000}
+    for index in range(400):
+        store.record_notification([Alert("firing", f"fp-{index}", "2026-11-27T18:00:00Z", "", labels, "w-1")],
+                                  T0 + index, LIMITS, INVENTORY)
+    assert store.size() > 1024 * 1024
+    removed = store.prune(T0 + 400, keep_days=90, max_bytes=512 * 1024)
+    assert store.size() <= 512 * 1024
+    ids = [r[0] for r in store.db.execute("SELECT id FROM decisions ORDER BY id")]
+    assert removed == 400 - len(ids) and ids[-1] == 400 and ids == list(range(ids[0], 401))
+    # Age: rows older than keep_days go as well.
+    assert store.prune(T0 + 400 + 91 * 86400, keep_days=90) == len(ids)
+
+
+def test_handled_alerts_are_pruned_too(store):
+    resolved = [Alert("resolved", f"fp-{i}", "2026-11-27T18:00:00Z", "2026-11-27T18:01:00Z",
+                      {"alertname": "X", "fleet_host": f"not-ours-{i}"}, f"not-ours-{i}") for i in range(3000)]
+    store.record_notification(resolved, T0, LIMITS, INVENTORY)
+    assert store.db.execute("SELECT count(*) FROM handled").fetchone()[0] == 3000
+    store.prune(T0 + 1, keep_days=90, max_bytes=256 * 1024)
+    assert store.size() <= 256 * 1024
+    assert store.db.execute("SELECT count(*) FROM handled").fetchone()[0] < 3000
+    store.prune(T0 + 91 * 86400, keep_days=90)
+    assert store.db.execute("SELECT count(*) FROM handled").fetchone()[0] == 0
