@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "inventory"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 import asyncio
