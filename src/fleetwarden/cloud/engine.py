@@ -22,6 +22,7 @@ from fleetwarden.cloud.shapes import (
     COMPUTE_BASE,
     ROLE_LABEL,
     TPU_TYPE,
+    ZONE_RE,
     ApiError,
     bad_request,
     check_name,
@@ -189,7 +190,7 @@ class Cloud:
         if not isinstance(target, str) or not target or len(target) > 300:
             raise bad_request("target must name an inventory host, a resource, or a zone")
         record = {"time": now(), "kind": kind, "target": target}
-        if kind == "stockout" and (target == "*" or target in {parts(n)[1] for n in self._all_names()}):
+        if kind == "stockout" and (target == "*" or ZONE_RE.match(target)):
             self.state["stockouts"].append({"zone": target, "name": "*", "remaining": count})
             record.update(count=count, scope=f"zone {target}")
         else:
@@ -217,9 +218,6 @@ class Cloud:
         self.save()
         LOG.warning("fault injected: %s", record)
         return record
-
-    def _all_names(self) -> list[str]:
-        return [*self.state["nodes"], *self.state["instances"]]
 
     async def _preempt(self, name: str) -> None:
         node = self.state["nodes"][name]

@@ -93,8 +93,9 @@ class StandIn:
             return await handler(request)
         except ApiError as exc:
             return error_response(exc)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as exc:  # aiohttp's own refusals (a body over MAX_BODY), in the API's shape
+            return error_response(ApiError(exc.status, "INVALID_ARGUMENT" if exc.status < 500 else "INTERNAL",
+                                           exc.text or exc.reason))
         except Exception:
             LOG.exception("stand-in failure on %s %s", request.method, request.path)
             return error_response(ApiError(500, "INTERNAL", "Internal error of the fleetwarden stand-in"))

@@ -133,8 +133,9 @@ def matches(resource: dict, terms: list[tuple[str, str, str]]) -> bool:
 
 
 def host_names(name: str, zone: str, project: str, workers: int) -> list[str]:
-    """Every inventory hostname the Google plugins' name schemes give a node's workers or an instance."""
-    bases = [name] if workers <= 1 else [f"{name}-w{index}" for index in range(workers)]
+    """Every inventory hostname the Google plugins' name schemes give a node's workers or an instance; a slice
+    also answers to its node's own name."""
+    bases = [name] if workers <= 1 else [name, *(f"{name}-w{index}" for index in range(workers))]
     return [variant for base in bases for variant in (base, f"{base}.{zone}", f"{base}.{project}",
                                                        f"{base}.{zone}.{project}")]
 

@@ -46,6 +46,6 @@ class RunningStandIn:
 
 @pytest.fixture
 def standin(tmp_path):
-    running = RunningStandIn(tmp_path / "cloud")
+    running = RunningStandIn(tmp_path / ".lab" / "cloud")  # where `fleetwarden lab` finds it, project tmp_path
     yield running
     running.stop()
