@@ -260,3 +260,26 @@ def test_the_engine_runs_without_http(tmp_path):
 
     (node,) = asyncio.run(scenario())
     assert node["state"] == "READY"
+
+
+def test_host_keys_pinned_from_the_stand_in_change_when_the_slice_is_recreated(standin):
+    from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._host_keys import keys_from_guest_attributes, pin
+
+    def pinned(text):
+        tpu, _, _ = clients(standin)
+        answer = tpu.projects().locations().nodes().getGuestAttributes(
+            name=f"{PARENT}/nodes/lab-tpu", body={"queryPath": "hostkeys/"}).execute()
+        changes = []
+        for index, attributes in enumerate(answer["guestAttributes"]):
+            text, change = pin(text, f"lab-tpu-w{index}", keys_from_guest_attributes(attributes, f"lab-tpu-w{index}"))
+            changes.append(change)
+        return text, changes
+
+    make_slice(standin)
+    text, changes = pinned("")
+    assert changes == ["added", "added"]
+    assert pinned(text)[1] == ["unchanged", "unchanged"]
+    tpu, _, _ = clients(standin)
+    wait(tpu, tpu.projects().locations().nodes().delete(name=f"{PARENT}/nodes/lab-tpu").execute())
+    make_slice(standin)
+    assert pinned(text)[1] == ["replaced", "replaced"]
