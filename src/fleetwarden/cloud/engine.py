@@ -42,6 +42,7 @@ INSTANCE_FIELDS = ("description", "labels", "metadata", "tags", "guestAccelerato
 FAULT_KINDS = ("preempt", "terminate", "stockout", "api-errors")
 FAULT_STATUSES = (429, 503)
 TPU_PORT = 8470
+KEPT_OPERATIONS = 1000
 
 
 def parts(name: str) -> tuple[str, str, str]:
@@ -62,10 +63,32 @@ class Cloud:
         self.backend = backend
         self.state = store.load()
         self.tasks: set[asyncio.Task] = set()
+        self._dirty = False
 
     # -- bookkeeping ------------------------------------------------------------------------
     def save(self) -> None:
-        self.store.save(self.state)
+        """Mark the state changed. It is written once per loop turn (a burst of changes costs one write), and
+        before any answer leaves (the server calls flush), so what a client was told survives a restart."""
+        if self._dirty:
+            return
+        self._dirty = True
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # no loop: write now
+            self.flush()
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self._prune_operations()
+            self.store.save(self.state)
+
+    def _prune_operations(self) -> None:
+        """Keep the last KEPT_OPERATIONS finished operations, as the real APIs forget old ones."""
+        operations = self.state["operations"]
+        done = [name for name, operation in operations.items() if operation.get("work") is None]
+        for name in done[: max(0, len(done) - KEPT_OPERATIONS)]:
+            del operations[name]
 
     def _id(self) -> str:
         self.state["next_id"] += 1
@@ -244,9 +267,10 @@ class Cloud:
         instance.update(status="TERMINATED", lastStopTimestamp=now())
 
     # -- TPU nodes --------------------------------------------------------------------------
+    # The list methods return the state's own dicts, not copies: the server serializes them at once.
     def nodes(self, project: str, zone: str) -> list[dict]:
         prefix = f"projects/{project}/locations/"
-        return [copy.deepcopy(node) for name, node in sorted(self.state["nodes"].items())
+        return [node for name, node in sorted(self.state["nodes"].items())
                 if name.startswith(prefix) and (zone == "-" or parts(name)[1] == zone)]
 
     def node(self, name: str) -> dict:
@@ -384,7 +408,7 @@ class Cloud:
     # -- queued resources -----------------------------------------------------------------------
     def queued_resources(self, project: str, zone: str) -> list[dict]:
         prefix = f"projects/{project}/locations/"
-        return [copy.deepcopy(queued) for name, queued in sorted(self.state["queued"].items())
+        return [queued for name, queued in sorted(self.state["queued"].items())
                 if name.startswith(prefix) and (zone == "-" or parts(name)[1] == zone)]
 
     def queued_resource(self, name: str) -> dict:
@@ -455,8 +479,7 @@ class Cloud:
     # -- Compute Engine instances ------------------------------------------------------------------
     def instances(self, project: str) -> list[dict]:
         prefix = f"projects/{project}/zones/"
-        return [copy.deepcopy(body) for path, body in sorted(self.state["instances"].items())
-                if path.startswith(prefix)]
+        return [body for path, body in sorted(self.state["instances"].items()) if path.startswith(prefix)]
 
     def instance(self, path: str) -> dict:
         if path not in self.state["instances"]:

@@ -122,7 +122,9 @@ class StandIn:
                     code, message, reason = ERROR_MESSAGES[status]
                     raise ApiError(status, code, message, reason)
                 body = await self._body(request) if method == "POST" else {}
-                return web.json_response(await getattr(self, name)(request, body, *match.groups()))
+                answer = web.json_response(await getattr(self, name)(request, body, *match.groups()))
+                self.cloud.flush()  # what the answer says is on disk before it leaves
+                return answer
         if any(pattern.match(path) for _, pattern, _ in ROUTES):
             raise ApiError(405, "INVALID_ARGUMENT", f"Method {request.method} is not allowed on {path}")
         raise ApiError(404, "NOT_FOUND", f"The stand-in does not serve {path}", "notFound")
@@ -153,6 +155,7 @@ class StandIn:
         body = await self._body(request)
         record = await self.cloud.inject(body.get("kind"), body.get("target"), body.get("count", 1),
                                          body.get("status", 503))
+        self.cloud.flush()
         return web.json_response(record)
 
     # -- Cloud TPU v2 ----------------------------------------------------------------------------

@@ -94,8 +94,13 @@ def test_operations_start_not_done_and_the_life_cycle_is_the_real_one(standin):
     assert not any(host["running"] for host in backend.hosts.values())
     wait(tpu, nodes.start(name=name, body={}).execute())
     assert nodes.get(name=name).execute()["state"] == "READY"
+    release.clear()
+    remove = backend.remove
+    backend.remove = lambda host: (release.wait(10), remove(host))[1]
     deleting = nodes.delete(name=name).execute()
+    assert deleting["done"] is False
     assert nodes.get(name=name).execute()["state"] == "DELETING"
+    release.set()
     wait(tpu, deleting)
     assert backend.hosts == {}
     with pytest.raises(HttpError) as gone:
