@@ -40,14 +40,15 @@ def add_parsers(lab_commands) -> None:
 
 
 def run(args, project: Path) -> int:
+    from ansible.plugins.loader import init_plugin_loader
+
+    # The stand-in shares facts with the collection (the lab token prefix, TPU worker counts).
+    init_plugin_loader([str(project / "collections")])
     if args.lab_command == "fault":
         from fleetwarden.cloud.admin import inject
 
         print(json.dumps(inject(state_dir(project), args.kind, args.target, args.count, args.status)))
         return 0
-    from ansible.plugins.loader import init_plugin_loader
-
-    init_plugin_loader([str(project / "collections")])  # the engine reads TPU shapes from the collection
     from fleetwarden.cloud.backend import MemoryBackend
     from fleetwarden.cloud.server import serve
 

@@ -288,3 +288,17 @@ def test_host_keys_pinned_from_the_stand_in_change_when_the_slice_is_recreated(s
     wait(tpu, tpu.projects().locations().nodes().delete(name=f"{PARENT}/nodes/lab-tpu").execute())
     make_slice(standin)
     assert pinned(text)[1] == ["replaced", "replaced"]
+
+
+def test_lab_fault_without_a_stand_in_is_one_clear_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parents[3]
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "PYTHONPATH": str(project / "src")}
+    (tmp_path / "collections").symlink_to(project / "collections")
+    result = subprocess.run([sys.executable, "-m", "fleetwarden.cli", "--project-dir", str(tmp_path), "lab", "fault",
+                             "preempt", "lab-tpu-w0"], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "no cloud stand-in has run here" in result.stderr and "Traceback" not in result.stderr
