@@ -143,3 +143,21 @@ def test_tpu_node_refuses_real_credentials_for_the_stand_in(standin, run_main):
                                  "endpoint": standin.url + "/", "auth_kind": "application"})
     assert result["failed"] is True
     assert "auth_kind is application" in result["msg"]
+
+
+def test_the_inventory_rides_out_api_errors_the_stand_in_injects(standin, fleet, tmp_path):
+    """429 twice on the project: the plugin backs off and retries (module_utils/_http_retry.py), then lists."""
+    from ansible.inventory.data import InventoryData
+    from ansible.parsing.dataloader import DataLoader
+    from ansible_collections.fleetwarden.fleet.plugins.inventory import gcp_tpu
+    from inventory_testlib import load_plugin
+
+    _, _, admin = clients(standin)
+    admin("api-errors", TPU[0], status=429, count=2)
+    config = tmp_path / "retry.gcp_tpu.yml"
+    text = fleet["gcp_tpu.yml"].read_text().replace("cache: true", "cache: false")
+    config.write_text(text + f"access_token: {standin.api_token}\n")
+    inventory = InventoryData()
+    load_plugin(gcp_tpu).parse(inventory, DataLoader(), str(config), cache=False)
+    assert sorted(host.name for host in inventory.groups["tpu"].get_hosts()) == TPU
+    assert standin.cloud.state["api_errors"] == []  # both 429s were spent on the listing
