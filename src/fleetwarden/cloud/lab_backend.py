@@ -8,6 +8,8 @@ container (what the stand-in serves as guest attributes `hostkeys/`). Stop and s
 
 from __future__ import annotations
 
+import threading
+
 from fleetwarden.cloud.backend import Backend, BackendError, HostInfo, HostSpec
 from fleetwarden.lab.docker import LabError
 from fleetwarden.lab.image import LAB_IMAGE
@@ -33,6 +35,10 @@ class LabBackend(Backend):
     def __init__(self, lab: Lab, log=print) -> None:
         self.lab = lab
         self.log = log
+        # The engine creates a slice's workers side by side: the lab key and network are made once, and the
+        # Ray image (a `docker save` of some GB) is copied into one host at a time.
+        self._setup = threading.Lock()
+        self._image = threading.Lock()
 
     def _call(self, what: str, function, *args):
         try:
@@ -49,8 +55,9 @@ class LabBackend(Backend):
         if not lab.docker.exists("container", container):
             if not lab.docker.exists("image", LAB_IMAGE):
                 raise BackendError(f"the lab image {LAB_IMAGE} is not built; run `fleetwarden lab image` first")
-            lab._ensure_key()
-            lab._ensure_network()
+            with self._setup:
+                lab._ensure_key()
+                lab._ensure_network()
             try:
                 lab._create_host(HostPlan(spec.name, spec.role, spec.accelerator))
             except LabError:
@@ -59,8 +66,9 @@ class LabBackend(Backend):
         else:
             lab.docker.run("start", container)
         info = self._ready(spec.name)
-        if image_id(lab.docker, WORKER_IMAGE):
-            load_into_lab([container], docker=lab.docker, log=self.log)
+        with self._image:
+            if image_id(lab.docker, WORKER_IMAGE):
+                load_into_lab([container], docker=lab.docker, log=self.log)
         return info
 
     def _ready(self, name: str) -> HostInfo:
