@@ -120,7 +120,21 @@ class Cloud:
             self._finish(name, error=exc)
         except BackendError as exc:
             LOG.error("operation %s failed in the backend: %s", name, exc)
+            self._settle_failed(work)
             self._finish(name, error=ApiError(500, "INTERNAL", str(exc), "internalError"))
+        except Exception:  # a stand-in bug: the operation still ends, and says so
+            LOG.exception("operation %s failed", name)
+            self._settle_failed(work)
+            self._finish(name, error=ApiError(500, "INTERNAL", "Internal error of the fleetwarden stand-in"))
+
+    def _settle_failed(self, work: dict) -> None:
+        """A resource whose change failed half-way leaves its transitional state, so it can be acted on again."""
+        node = self.state["nodes"].get(work.get("node"))
+        if node is not None and node.get("state") in ("STOPPING", "STARTING", "DELETING"):
+            node["state"] = "STOPPED" if work["kind"] == "node_start" else "UNKNOWN"
+        instance = self.state["instances"].get(work.get("instance"))
+        if instance is not None and instance.get("status") in ("STOPPING", "STAGING", "PROVISIONING"):
+            instance["status"] = "TERMINATED" if work["kind"] == "instance_start" else "RUNNING"
 
     async def _backend(self, function, *args):
         return await asyncio.to_thread(function, *args)

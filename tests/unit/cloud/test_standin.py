@@ -302,3 +302,22 @@ def test_lab_fault_without_a_stand_in_is_one_clear_line(tmp_path):
                              "preempt", "lab-tpu-w0"], capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 2, result.stderr
     assert "no cloud stand-in has run here" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_backend_failure_fails_the_operation_and_leaves_the_node_actionable(standin):
+    from fleetwarden.cloud.backend import BackendError
+
+    make_slice(standin)
+    tpu, _, _ = clients(standin)
+    nodes = tpu.projects().locations().nodes()
+    name = f"{PARENT}/nodes/lab-tpu"
+    wait(tpu, nodes.stop(name=name, body={}).execute())
+
+    def broken(host):
+        raise BackendError(f"starting {host}: the docker engine went away")
+
+    standin.backend.start = broken
+    failed = wait(tpu, nodes.start(name=name, body={}).execute())
+    assert failed["error"]["code"] == 13 and "the docker engine went away" in failed["error"]["message"]
+    assert nodes.get(name=name).execute()["state"] == "STOPPED"
+    wait(tpu, nodes.delete(name=name).execute())
