@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 FAULT_KINDS = ("preempt", "terminate", "stockout", "api-errors")  # engine.FAULT_KINDS; a test holds them together
@@ -31,7 +32,8 @@ def add_parsers(lab_commands) -> None:
                        help="keep hosts in memory instead of making lab containers (to try the API)")
     fault = lab_commands.add_parser("fault", help="inject a cloud fault through the stand-in's admin path")
     fault.add_argument("kind", choices=FAULT_KINDS,
-                       help="preempt a TPU node or slice, terminate a spot VM, stockout: the next creations fail "
+                       help="preempt a spot TPU node or slice, terminate a spot VM or a TPU node, stockout: the "
+                            "next creations fail "
                             "for lack of capacity, api-errors: the next calls on the target's project fail")
     fault.add_argument("target", help="an inventory host (a slice's worker means the slice), or a zone for stockout")
     fault.add_argument("--count", type=_count, default=1,
@@ -40,10 +42,12 @@ def add_parsers(lab_commands) -> None:
 
 
 def run(args, project: Path) -> int:
-    from ansible.plugins.loader import init_plugin_loader
+    # The stand-in shares facts with the collection (the lab token prefix, TPU worker counts); a process that
+    # has imported it already (the tests) keeps its own loader.
+    if "ansible_collections.fleetwarden.fleet" not in sys.modules:
+        from ansible.plugins.loader import init_plugin_loader
 
-    # The stand-in shares facts with the collection (the lab token prefix, TPU worker counts).
-    init_plugin_loader([str(project / "collections")])
+        init_plugin_loader([str(project / "collections")])
     if args.lab_command == "fault":
         from fleetwarden.cloud.admin import inject
 

@@ -239,9 +239,7 @@ class Cloud:
                                       "takes a spot VM)")
                 await self._preempt(name)
             elif kind == "terminate":
-                if what != "instance":
-                    raise bad_request(f"{target} is a TPU node; terminate takes a spot VM (preempt takes a TPU node)")
-                await self._terminate(name)
+                await (self._terminate(name) if what == "instance" else self._preempt(name, "TERMINATED"))
             elif kind == "stockout":
                 _project, zone, resource = parts(name)
                 self.state["stockouts"].append({"zone": zone, "name": resource, "remaining": count})
@@ -256,15 +254,16 @@ class Cloud:
         LOG.warning("fault injected: %s", record)
         return record
 
-    async def _preempt(self, name: str) -> None:
+    async def _preempt(self, name: str, state: str = "PREEMPTED") -> None:
+        """Stop every worker of a node; it becomes PREEMPTED (spot or preemptible only) or TERMINATED."""
         node = self.state["nodes"][name]
-        if not spot(node):
+        if state == "PREEMPTED" and not spot(node):
             raise bad_request(f"{name} is not a spot or preemptible node: the cloud does not preempt it")
-        if node.get("state") not in ("READY", "STOPPING", "STOPPED", "STARTING"):
-            raise bad_request(f"{name} is {node.get('state')}: only a created node can be preempted")
+        if node.get("state") not in ("READY", "STOPPED"):
+            raise bad_request(f"{name} is {node.get('state')}: only a READY or STOPPED node can be {state.lower()}")
         for host in self.state["node_hosts"].get(name, []):
             await self._backend(self.backend.stop, host)
-        node["state"] = "PREEMPTED"
+        node["state"] = state
         for key in ("networkEndpoints", "health"):
             node.pop(key, None)
         queued = self.state["queued"].get(node.get("queuedResource"))

@@ -172,7 +172,6 @@ def test_lab_fault_refuses_what_the_cloud_would_not_do(standin, capsys):
     project = standin.state_dir.parent.parent  # the checkout whose .lab/cloud the stand-in uses
     for argv, message in [
         (["preempt", "reserved"], "is not a spot or preemptible node"),
-        (["terminate", "reserved"], "is a TPU node; terminate takes a spot VM"),
         (["preempt", "no-such-host"], "no TPU node or instance has the host name 'no-such-host'"),
     ]:
         assert main(["--project-dir", str(project), "lab", "fault", *argv]) == 2
@@ -321,3 +320,13 @@ def test_a_backend_failure_fails_the_operation_and_leaves_the_node_actionable(st
     assert failed["error"]["code"] == 13 and "the docker engine went away" in failed["error"]["message"]
     assert nodes.get(name=name).execute()["state"] == "STOPPED"
     wait(tpu, nodes.delete(name=name).execute())
+
+
+def test_terminate_on_a_tpu_node_stops_every_worker(standin):
+    make_slice(standin, "reserved", dict(SLICE, schedulingConfig={}))
+    admin_call(standin, {"kind": "terminate", "target": "reserved-w0"})
+    assert standin.cloud.node(f"{PARENT}/nodes/reserved")["state"] == "TERMINATED"
+    assert not any(host["running"] for host in standin.backend.hosts.values())
+    code, _, body = raw(standin, "/admin/v1/faults", standin.admin_token, "POST",
+                        json.dumps({"kind": "preempt", "target": "reserved"}).encode())
+    assert code == 400 and "is not a spot or preemptible node" in body["error"]["message"]
