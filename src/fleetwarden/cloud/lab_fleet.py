@@ -73,3 +73,50 @@ def create(tpu, compute, project: str, prefix: str = "lab", timeout: float = 300
         wait_tpu(tpu, operation, timeout)
     for operation in compute_operations:
         wait_compute(compute, project, operation, timeout)
+
+
+def services(state_dir):
+    """(tpu, compute) google-api-python-client services on the stand-in whose state is in `state_dir`."""
+    from pathlib import Path
+
+    import google.oauth2.credentials
+    import google_auth_httplib2
+    import httplib2
+    from googleapiclient import discovery
+
+    from fleetwarden.cloud.admin import standin_url
+    from fleetwarden.cloud.store import API_TOKEN_FILE
+
+    url = standin_url(state_dir)
+    token = (Path(state_dir) / API_TOKEN_FILE).read_text().strip()
+    http = google_auth_httplib2.AuthorizedHttp(google.oauth2.credentials.Credentials(token=token),
+                                               http=httplib2.Http(timeout=60))
+    return (
+        discovery.build("tpu", "v2", http=http, static_discovery=True, client_options={"api_endpoint": url + "/"}),
+        discovery.build("compute", "v1", http=http, static_discovery=True,
+                        client_options={"api_endpoint": url + "/compute/v1/"}),
+    )
+
+
+def main(argv=None) -> int:
+    """`python -m fleetwarden.cloud.lab_fleet`: ask the running stand-in (.lab/cloud) for the lab fleet."""
+    import argparse
+    from pathlib import Path
+
+    from fleetwarden.cloud.cli import state_dir
+    from fleetwarden.lab.lab import find_project_dir
+
+    parser = argparse.ArgumentParser(prog="python -m fleetwarden.cloud.lab_fleet", description=main.__doc__)
+    parser.add_argument("--project", default="fw-lab", help="the cloud project the lab lives in (fw-lab)")
+    parser.add_argument("--prefix", default="lab", help="resource name prefix (lab)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the hosts (300)")
+    args = parser.parse_args(argv)
+    tpu, compute = services(state_dir(find_project_dir(Path.cwd())))
+    started = time.monotonic()
+    create(tpu, compute, args.project, args.prefix, args.timeout)
+    print(f"lab fleet of project {args.project} ready in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -330,3 +330,34 @@ def test_terminate_on_a_tpu_node_stops_every_worker(standin):
     code, _, body = raw(standin, "/admin/v1/faults", standin.admin_token, "POST",
                         json.dumps({"kind": "preempt", "target": "reserved"}).encode())
     assert code == 400 and "is not a spot or preemptible node" in body["error"]["message"]
+
+
+def test_aggregated_list_filters_and_pages_like_compute(standin):
+    _, compute, _ = clients(standin)
+    zone = {"project": "fw-lab", "zone": "us-central1-a"}
+    for index in range(7):
+        labels = {"fleet": "ray" if index % 2 == 0 else "other"}
+        wait(compute, compute.instances().insert(body={"name": f"vm-{index}", "machineType": "n2-standard-2",
+                                                       "labels": labels}, **zone).execute(), zone)
+    instances = compute.instances()
+    request = instances.aggregatedList(project="fw-lab", maxResults=3, filter="labels.fleet = ray")
+    names, pages = [], 0
+    while request is not None:
+        page = request.execute()
+        names += [vm["name"] for scoped in page["items"].values() for vm in scoped.get("instances", [])]
+        pages += 1
+        request = instances.aggregatedList_next(request, page)
+    assert (names, pages) == (["vm-0", "vm-2", "vm-4", "vm-6"], 2)
+
+
+def test_the_lab_fleet_command_makes_four_hosts_through_the_api(standin, tmp_path, monkeypatch, capsys):
+    from fleetwarden.cloud import lab_fleet
+
+    monkeypatch.chdir(tmp_path)  # the stand-in's state is in tmp_path/.lab/cloud
+    assert lab_fleet.main(["--timeout", "30"]) == 0
+    assert "lab fleet of project fw-lab ready" in capsys.readouterr().out
+    hosts = standin.backend.hosts
+    assert sorted(hosts) == ["lab-gpu", "lab-head", "lab-tpu-w0", "lab-tpu-w1"]
+    assert {name: (host["spec"].role, host["spec"].accelerator) for name, host in hosts.items()} == {
+        "lab-head": ("head", "cpu"), "lab-gpu": ("worker", "gpu"),
+        "lab-tpu-w0": ("worker", "tpu"), "lab-tpu-w1": ("worker", "tpu")}
