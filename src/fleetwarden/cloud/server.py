@@ -131,12 +131,12 @@ class StandIn:
 
     @staticmethod
     async def _body(request: web.Request) -> dict:
-        text = await request.text()
-        if not text.strip():
+        raw = await request.read()
+        if not raw.strip():
             return {}
         try:
-            body = json.loads(text)
-        except ValueError:
+            body = json.loads(raw.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is one
             raise bad_request("Invalid JSON payload received.") from None
         if not isinstance(body, dict):
             raise bad_request("Invalid JSON payload received: an object is expected.")

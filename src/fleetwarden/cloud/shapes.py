@@ -44,6 +44,12 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", f"The resource '{what}' was not found", "notFound")
 
 
+def parts(name: str) -> tuple[str, str, str]:
+    """(project, zone, id) of `projects/P/locations|zones/Z/<collection>/ID`."""
+    items = name.split("/")
+    return items[1], items[3], items[5]
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -144,11 +150,11 @@ def resolve_target(target: str, nodes: dict, instances: dict, workers) -> tuple[
     """("node", node name) or ("instance", instance path) for an inventory host; ApiError 404 naming the hosts."""
     found = []
     for name, node in nodes.items():
-        project, zone, node_id = name.split("/")[1], name.split("/")[3], name.split("/")[5]
+        project, zone, node_id = parts(name)
         if target == name or target in host_names(node_id, zone, project, workers(node)):
             found.append(("node", name))
     for path in instances:
-        project, zone, instance = path.split("/")[1], path.split("/")[3], path.split("/")[5]
+        project, zone, instance = parts(path)
         if target == path or target in host_names(instance, zone, project, 1):
             found.append(("instance", path))
     if len(found) != 1:

@@ -226,6 +226,7 @@ def test_api_errors_answer_n_calls_on_the_targets_project(standin):
     [
         ("POST", f"/v2/{PARENT}/nodes?nodeId=x", b"{not json", 400),
         ("POST", f"/v2/{PARENT}/nodes?nodeId=x", b"[1, 2]", 400),
+        ("POST", f"/v2/{PARENT}/nodes?nodeId=x", b"\xff\xfe{}", 400),
         ("POST", f"/v2/{PARENT}/nodes?nodeId=Bad_Name", b"{}", 400),
         ("POST", f"/v2/{PARENT}/nodes?nodeId=x", b'{"acceleratorType": "v4-8"}', 400),
         ("POST", f"/v2/{PARENT}/nodes?nodeId=x", b"x" * (2 << 20), 413),
