@@ -181,6 +181,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (  #
     load_credentials,
     refresh_credentials,
 )
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._lab_credentials import credential_problem  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._tpu import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     can_restart,
     location_path,
@@ -381,6 +382,15 @@ def main():
     if not HAS_GOOGLE_LIBRARIES:
         module.fail_json(msg=missing_required_lib("google-api-python-client"), exception=str(GOOGLE_IMPORT_ERROR))
     params = module.params
+    problem = credential_problem(
+        params["endpoint"],
+        params["auth_kind"],
+        params["access_token"],
+        params["service_account_file"],
+        params["service_account_contents"],
+    )
+    if problem:
+        module.fail_json(msg=problem)
     try:
         credentials = load_credentials(
             params["auth_kind"],

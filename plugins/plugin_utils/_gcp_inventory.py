@@ -30,6 +30,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcp import (
     refresh_credentials,
     validate_auth_options,
 )
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._lab_credentials import credential_problem
 from ansible_collections.fleetwarden.fleet.plugins.plugin_utils._inventory import (
     NAME_SCHEMES,
     FleetInventoryMixin,
@@ -184,6 +185,15 @@ class GcpInventoryMixin(FleetInventoryMixin):
                 raise InventoryError("total_timeout must be a positive number of seconds")
             if self.get_option("endpoint"):
                 check_endpoint(self.get_option("endpoint"))
+            problem = credential_problem(
+                self.get_option("endpoint"),
+                self.get_option("auth_kind"),
+                self.get_option("access_token"),
+                self.get_option("service_account_file"),
+                self.get_option("service_account_contents"),
+            )
+            if problem:
+                raise InventoryError(problem)
         except GcpError as exc:
             raise InventoryError(str(exc)) from None
 

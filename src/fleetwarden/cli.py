@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     ssh = lab_commands.add_parser("ssh", help="open an SSH session to a lab host (or run a command there)")
     ssh.add_argument("host")
     ssh.add_argument("remote_command", nargs=argparse.REMAINDER)
+    from fleetwarden.cloud.cli import add_parsers as add_cloud_parsers
+
+    add_cloud_parsers(lab_commands)
     from fleetwarden.status.command import add_parsers as add_status_parsers
 
     add_status_parsers(commands)
@@ -97,6 +100,11 @@ def run_lab(args) -> int:
         print(f"lab removed in {time.monotonic() - started:.1f} s: {removed['containers']} containers, "
               f"{removed['volumes']} volumes, {removed['networks']} networks")
         return 0
+    if args.lab_command in ("cloud", "fault"):
+        from fleetwarden.cloud.cli import run as run_cloud
+        from fleetwarden.lab.lab import find_project_dir
+
+        return run_cloud(args, args.project_dir.resolve() if args.project_dir else find_project_dir())
     if args.lab_command == "ssh":
         lab = _lab(args)
         argv = lab.ssh_argv(lab.host(args.host), *args.remote_command)

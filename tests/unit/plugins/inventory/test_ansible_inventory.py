@@ -21,7 +21,7 @@ from inventory_testlib import replay_server
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
-TOKEN = "ya29.test-token-not-a-secret"  # noqa: S105 - a fake token the loopback server expects
+TOKEN = "test-token-not-a-secret"  # noqa: S105 - a fake token the loopback server expects
 RUNPOD_KEY = "rpa_TESTKEY0123456789"
 TPU_NODES = "/v2/projects/fw-ml-prod/locations/-/nodes"
 QUEUED_RESOURCES = "/v2/projects/fw-ml-prod/locations/-/queuedResources"
