@@ -14,7 +14,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "==> installing fleetwarden and its test extras"
-.venv/bin/python -m pip install -q -e '.[test]'
+# The controller runs the versions the receiver's hosts get: the pins' one home is the recovery_receiver role.
+mkdir -p .cache
+sed -n '/^recovery_receiver_python_packages:/,/^[^ ]/s/^  - //p' roles/recovery_receiver/defaults/main.yml \
+  | grep -v '^pip==' >.cache/receiver-pins.txt
+.venv/bin/python -m pip install -q -e '.[test]' -c .cache/receiver-pins.txt
 echo "==> installing the test and benchmark harness (testing/, development only)"
 .venv/bin/python -m pip install -q --no-deps -e testing
 

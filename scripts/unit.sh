@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's package, even where .venv is shared
+export PYTHONPATH="$PWD/src:$PWD/testing${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's packages, even where .venv is shared
 
 stage() { printf '\n==> [%4ds] %s\n' "$SECONDS" "$*"; }
 stage "lint: ruff";         ruff check .
