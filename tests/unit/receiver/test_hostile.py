@@ -204,3 +204,22 @@ def test_total_connection_cap(live):
             sock.close()
     wait_for(lambda: raw_request(receiver.port, b"GET /healthz HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n")[0]
              == 200, timeout=10)
+
+
+def test_log_lines_are_rate_limited_per_kind():
+    import logging
+
+    from fleetwarden.receiver.guard import RateLimitFilter
+
+    now = [0.0]
+    limiter = RateLimitFilter(per_minute=3, clock=lambda: now[0])
+
+    def record(msg):
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, msg, None, None)
+
+    assert [limiter.filter(record("socket.accept() out of system resource")) for _ in range(5)] == [
+        True, True, True, False, False]
+    assert limiter.filter(record("another message"))
+    now[0] = 61
+    first = record("socket.accept() out of system resource")
+    assert limiter.filter(first) and "(2 similar messages dropped in the last minute)" in first.getMessage()
