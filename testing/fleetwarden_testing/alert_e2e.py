@@ -158,7 +158,7 @@ class Receiver:
     def calm(self, hosts: list[str]) -> None:
         """No quarantine, no attempts counted, the breaker closed (each an audit row: released, reset)."""
         for name in hosts:
-            self.cli("release", name)
+            self.cli("release", name, "--forget-attempts", "--reason", "a lab test starts from no attempts")
         self.cli("reset")
 
     def wait_cooled(self, host: str, timeout: float = 300) -> None:

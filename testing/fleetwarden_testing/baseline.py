@@ -8,7 +8,8 @@ before it.
 - the restart history: no drill fault armed, systemd's start-limit counters and failed states reset, every
   declared worker started, recover.yml's death history forgotten, and the journal's record of restarts
   dropped (the doctor counts "Scheduled restart job" entries of the last hour);
-- the receiver: no host quarantined, the breaker closed, dry run as the lab's inventory sets it;
+- the receiver: no host quarantined and no attempts counted, the breaker closed, dry run as the lab's
+  inventory sets it;
 - and waits until every declared worker is active and every Ray node ALIVE in the head.
 
 It is a function, not a fixture, so that benchmarks can start from the same state as the tests.
@@ -106,8 +107,7 @@ def _receiver(hosts: dict[str, ray_lab.LabHost], hostvars: dict[str, dict]) -> N
     dry_run = hostvars.get(controller, {}).get("recovery_receiver_dry_run", True)
     if lab.receiver.settings().get("dry_run") is not dry_run:
         lab.set_live(not dry_run)
-    quarantined = [q["host"] for q in lab.receiver.status().get("quarantined") or []]
-    lab.receiver.calm(quarantined)
+    lab.receiver.calm(sorted(hosts))
 
 
 def _settled(hosts: dict[str, ray_lab.LabHost], expected: dict[str, set[str]]) -> None:
