@@ -3,8 +3,8 @@
 Alertmanager, the recovery receiver and recover.yml, for the three faults of tests/integration/test_receiver_e2e.py.
 
 Usage: .venv/bin/python benchmarks/receiver_e2e.py [--trials 3] [--faults unit_stopped,...] [--json FILE]
-Needs the running lab (`make lab`). It switches the lab's receiver live through its role for the run and back to
-dry run at the end (as the tests do). The faults and what is timed: src/fleetwarden/lab/alert_e2e.py.
+Needs the running lab (`make lab`), whose receiver is live; it is switched live through its role first if it is
+not. The faults and what is timed: testing/fleetwarden_testing/alert_e2e.py.
 
 Columns (seconds, median / max over the trials):
 - fault->firing: Prometheus lists the fault's remediating alert as firing (scrape, rule `for:`);
@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     results: dict[str, list[dict]] = {f: [] for f in faults}
     lab.quiet()
     lab.receiver.calm(names)
-    lab.set_live(True)
+    if lab.receiver.settings().get("dry_run"):
+        lab.set_live(True)
     try:
         for trial in range(args.trials):
             for index, fault in enumerate(faults):
@@ -78,7 +79,6 @@ def main(argv=None) -> int:
                                        "alerts": timeline.alertnames, "load": uptime()})
                 print(f"trial {trial + 1} {fault} on {host.name}: ok={ok} {steps}", flush=True)
     finally:
-        lab.set_live(False)
         lab.receiver.calm(names)
     print("load after:", uptime())
 

@@ -3,7 +3,7 @@
 
 Usage: .venv/bin/python benchmarks/recovery_drill.py [--trials 3] [--faults sigkill,oom,...] [--json FILE]
 Needs the running lab (`make lab`); it is left as it was found. The faults and their checks are those of
-tests/integration/test_site_drill.py (helpers in src/fleetwarden/lab/site_lab.py):
+tests/integration/test_site_drill.py (helpers in testing/fleetwarden_testing/site_lab.py):
 
 - sigkill, oom, exit_139, disk_full: the drill worker (inventory/lab) dies of the fault at every start until
   systemd's restarts run out (disk_full: it fills its 16 MiB /scratch tmpfs until ENOSPC); then recover.yml.

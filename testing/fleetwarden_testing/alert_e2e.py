@@ -1,4 +1,4 @@
-"""Alert to recovery, end to end, on the running lab (issue 12): a fault on a Ray worker, then Prometheus ->
+"""Alert to recovery, end to end, on the running lab: a fault on a Ray worker, then Prometheus ->
 Alertmanager -> the recovery receiver on the controller -> recover.yml -> the worker healthy and ALIVE in the
 Ray head -> the alert resolved -> the receiver's audit row with the time to recover.
 

@@ -12,7 +12,11 @@ before it.
   inventory sets it;
 - and waits until every declared worker is active and every Ray node ALIVE in the head.
 
-It is a function, not a fixture, so that benchmarks can start from the same state as the tests.
+`maintenance(hosts, reason)` keeps the lab's live receiver off hosts that a test breaks on purpose: their alerts
+are recorded and skipped (`fleetwarden receiver maintenance`), and when it ends the lab is restored and quiet
+first, so that no alert of the test reaches the receiver afterwards.
+
+They are functions, not fixtures, so that benchmarks can start from the same state as the tests.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -96,12 +102,19 @@ def _restart_history(hosts: dict[str, ray_lab.LabHost], expected: dict[str, set[
                   f"for u in {units}; do systemctl is-active -q $u || systemctl start --no-block $u; done; true")
 
 
-def _receiver(hosts: dict[str, ray_lab.LabHost], hostvars: dict[str, dict]) -> None:
+def _receiver_lab():
+    """The lab's alert chain (fleetwarden_testing.alert_e2e.Lab), or None when no receiver is deployed."""
     from fleetwarden_testing.alert_e2e import E2EError, Lab
 
     try:
-        lab = Lab(ray_lab.REPO, ray_lab.INVENTORY)
+        return Lab(ray_lab.REPO, ray_lab.INVENTORY)
     except E2EError:
+        return None
+
+
+def _receiver(hosts: dict[str, ray_lab.LabHost], hostvars: dict[str, dict]) -> None:
+    lab = _receiver_lab()
+    if lab is None:
         return  # no receiver deployed: nothing of it to restore
     controller = lab.controller.name
     dry_run = hostvars.get(controller, {}).get("recovery_receiver_dry_run", True)
@@ -132,3 +145,21 @@ def restore(hosts: dict[str, ray_lab.LabHost]) -> None:
     _restart_history(hosts, expected)
     _receiver(hosts, hostvars)
     _settled(hosts, expected)
+
+
+@contextmanager
+def maintenance(hosts: dict[str, ray_lab.LabHost], reason: str, minutes: int = 90) -> Iterator[None]:
+    """The hosts in the receiver's maintenance while the block runs (see the module's docstring)."""
+    lab = _receiver_lab()
+    if lab is None:
+        yield
+        return
+    for name in sorted(hosts):
+        lab.receiver.cli("maintenance", "start", name, "--for", f"{minutes}m", "--reason", reason)
+    try:
+        yield
+    finally:
+        restore(hosts)
+        lab.quiet()
+        for name in sorted(hosts):
+            lab.receiver.cli("maintenance", "end", name, "--reason", f"{reason}: over")

@@ -7,6 +7,7 @@ that could not test the product never passes.
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 from fleetwarden_testing import baseline, ray_lab
@@ -51,13 +52,21 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(scope="module")
-def lab_baseline() -> dict[str, ray_lab.LabHost]:
-    """The shared lab as `make lab` leaves it, restored at the start of every module that uses it
+def live_lab() -> dict[str, ray_lab.LabHost]:
+    """The shared lab as `make lab` leaves it, its receiver live: restored at the start of the module
     (fleetwarden_testing.baseline: the worker set, the restart history, the receiver's limits), so that a
     module passes alone, in the default order and in reverse."""
     hosts = require_lab()
     baseline.restore(hosts)
     return hosts
+
+
+@pytest.fixture(scope="module")
+def lab_baseline(request, live_lab) -> Iterator[dict[str, ray_lab.LabHost]]:
+    """The same, for a module that breaks workers on purpose: its hosts are in the receiver's maintenance while
+    the module runs, so the lab's live receiver records its alerts and leaves the healing to the test."""
+    with baseline.maintenance(live_lab, f"lab test module {request.module.__name__}"):
+        yield live_lab
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ ansible-runner, the worker comes back and stays healthy through the settle windo
 real Ray head, recover.yml's report says so, the alert resolves, and the receiver's audit (`fleetwarden receiver
 log --json`, on the controller) has the run (successful, rc 0) and a `resolved` row with the time to recover.
 
-The faults (src/fleetwarden/lab/alert_e2e.py, shared with benchmarks/receiver_e2e.py, says exactly how):
+The faults (testing/fleetwarden_testing/alert_e2e.py, shared with benchmarks/receiver_e2e.py, says exactly how):
 - unit_stopped: `systemctl stop` of the Ray worker's unit; WorkerDown.
 - restarts_exhausted: its container SIGKILLed at every start until systemd gives up (the lab's restart budget,
   ray_cluster_restart.max_per_hour, spent); WorkerRestartsExhausted. WorkerDown of that host is silenced in
@@ -17,14 +17,13 @@ The faults (src/fleetwarden/lab/alert_e2e.py, shared with benchmarks/receiver_e2
   dependency, the mount then comes back by itself, and the worker stays down until the receiver's recover.yml
   starts it; WorkerDown (and MountLost).
 
-The lab's receiver runs dry (inventory/lab/group_vars/controller.yml): this module switches it live through the
-role (site.yml --tags recovery_receiver -e recovery_receiver_dry_run=false) once no remediating alert is active
-and every Ray worker is ALIVE, releases the worker hosts and resets the breaker, and restores dry run and that
-state when it ends, so the tests after it find the lab as `make lab` left it. Before each fault it waits out the
-host's cooldown and forgets recover.yml's death history of the host (as the drill does): a third death of one
-cause within the hour is a repeat that recover.yml leaves to a person, by design.
+The lab's receiver is live as `make lab` leaves it (inventory/lab/group_vars/controller.yml); the other lab
+modules put their hosts in its maintenance while they break workers (tests/integration/conftest.py). This one
+starts from the lab restored (live_lab: no remediating alert active, every Ray worker ALIVE, no attempts counted,
+the breaker closed) with no host in maintenance. Before each fault it waits out the host's cooldown and forgets
+recover.yml's death history of the host (as the drill does): a third death of one cause within the hour is a
+repeat that recover.yml leaves to a person, by design.
 
-In `make test` (pytest's file order puts it after the status/doctor and monitoring tests and before the drill).
 Alone: `pytest -m receiver_e2e tests/integration` on a lab that `make lab` left.
 """
 
@@ -44,8 +43,8 @@ HOST_INDEX = {"unit_stopped": 0, "restarts_exhausted": 1, "mount_killed": 0}
 
 
 @pytest.fixture(scope="module")
-def chain(lab_baseline):
-    hosts = lab_baseline
+def chain(live_lab):
+    hosts = live_lab
     missing = [h.name for h in hosts.values() if "workers" in h.groups
                if ray_lab.host_run(h, "test", "-e", "/etc/fleetwarden/workers/ray-worker.json").returncode != 0]
     if missing:  # the lab without site.yml's Ray workers: deploy them, as make lab does
@@ -59,11 +58,11 @@ def chain(lab_baseline):
     names = [h.name for h in lab.workers]
     lab.quiet()
     lab.receiver.calm(names)
-    lab.set_live(True)
+    if lab.receiver.settings().get("dry_run"):  # the lab's receiver is live as make lab leaves it
+        lab.set_live(True)
     try:
         yield lab
     finally:
-        lab.set_live(False)
         lab.receiver.calm(names)
 
 
