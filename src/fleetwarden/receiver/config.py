@@ -113,11 +113,8 @@ def _check_int(name: str, value) -> int:
     return value
 
 
-def from_mapping(data: dict, base_dir: Path) -> Settings:
-    """Settings from parsed YAML; relative paths are relative to `base_dir` (the settings file's folder)."""
-    if not isinstance(data, dict):
-        raise ConfigError("the settings file must hold a mapping")
-    limit_names = {f.name for f in dataclasses.fields(Limits)}
+def _check_keys(data: dict) -> dict:
+    """Unknown settings refused; returns the `limits` mapping."""
     known = {f.name for f in dataclasses.fields(Settings)} - {"limits"}
     unknown = sorted(set(data) - known - {"limits"})
     if unknown:
@@ -125,13 +122,17 @@ def from_mapping(data: dict, base_dir: Path) -> Settings:
     limits_data = data.get("limits") or {}
     if not isinstance(limits_data, dict):
         raise ConfigError("limits must be a mapping")
-    unknown = sorted(set(limits_data) - limit_names)
+    unknown = sorted(set(limits_data) - {f.name for f in dataclasses.fields(Limits)})
     if unknown:
         raise ConfigError(f"unknown setting limits.{unknown[0]}")
-    values: dict = {}
     for name in ("token_file", "state_dir", "playbook", "inventory"):
         if not data.get(name):
             raise ConfigError(f"{name} is required")
+    return limits_data
+
+
+def _paths_and_ints(data: dict, base_dir: Path) -> dict:
+    values = {}
     for name in _PATHS:
         if data.get(name) is not None:
             if not isinstance(data[name], str):
@@ -140,6 +141,12 @@ def from_mapping(data: dict, base_dir: Path) -> Settings:
     for name, value in data.items():
         if name in _INTS:
             values[name] = _check_int(name, value)
+    return values
+
+
+def _scalars(data: dict) -> dict:
+    """listen_address, dry_run, host_label and the Alertmanager URLs, each checked."""
+    values: dict = {}
     if "listen_address" in data:
         try:
             ipaddress.ip_address(str(data["listen_address"]))
@@ -160,13 +167,25 @@ def from_mapping(data: dict, base_dir: Path) -> Settings:
             raise ConfigError(f"{name} must be an http(s) URL, got {values[name]!r}")
     if not values.get("host_label", "fleet_host"):
         raise ConfigError("host_label must not be empty")
+    return values
+
+
+def _extravars(data: dict) -> dict:
     extravars = data.get("extravars") or {}
     if not isinstance(extravars, dict) or not all(isinstance(k, str) for k in extravars):
         raise ConfigError("extravars must be a mapping of names to values")
     for name in _RESERVED_EXTRAVARS:
         if name in extravars:
             raise ConfigError(f"extravars.{name} is set per run by the receiver; remove it")
-    values["extravars"] = dict(extravars)
+    return dict(extravars)
+
+
+def from_mapping(data: dict, base_dir: Path) -> Settings:
+    """Settings from parsed YAML; relative paths are relative to `base_dir` (the settings file's folder)."""
+    if not isinstance(data, dict):
+        raise ConfigError("the settings file must hold a mapping")
+    limits_data = _check_keys(data)
+    values = {**_paths_and_ints(data, base_dir), **_scalars(data), "extravars": _extravars(data)}
     values["limits"] = Limits(**{k: _check_int(k, v) for k, v in limits_data.items()})
     return Settings(**values)
 
