@@ -147,6 +147,15 @@ def restore(hosts: dict[str, ray_lab.LabHost]) -> None:
     _settled(hosts, expected)
 
 
+def end_maintenance(reason: str = "a lab test starts with no host in maintenance") -> list[str]:
+    """Ends every maintenance window the receiver holds (one a killed test run left, say); returns the hosts."""
+    lab = _receiver_lab()
+    hosts = [w["host"] for w in json.loads(lab.receiver.cli("maintenance", "list"))] if lab else []
+    for name in hosts:
+        lab.receiver.cli("maintenance", "end", name, "--reason", reason)
+    return hosts
+
+
 @contextmanager
 def maintenance(hosts: dict[str, ray_lab.LabHost], reason: str, minutes: int = 90) -> Iterator[None]:
     """The hosts in the receiver's maintenance while the block runs (see the module's docstring)."""

@@ -57,6 +57,7 @@ def live_lab() -> dict[str, ray_lab.LabHost]:
     (fleetwarden_testing.baseline: the worker set, the restart history, the receiver's limits), so that a
     module passes alone, in the default order and in reverse."""
     hosts = require_lab()
+    baseline.end_maintenance()
     baseline.restore(hosts)
     return hosts
 
