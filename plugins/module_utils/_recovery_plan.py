@@ -7,7 +7,7 @@
   worker, and the action the report names (with and without the recreation).
 - ``ACTION_ORDER``: the order roles/recovery/tasks/remediate.yml carries actions out (docs/recovery.md).
 - ``plan``: a host's faulty diagnoses -> the plan remediate.yml carries out, with no decision left to it.
-- ``reported_action``: what the report says recover.yml did for one worker (plugins/filter/report.py).
+- ``reported_action``: what the report says recover.yml did for one worker (plugins/filter/report_shaping.py).
 
 Adding a cause is one entry in REMEDIATION_OF_CAUSE (plus the diagnosis that finds it); a new remedy is one entry
 in REMEDIES and, where it needs a new host action, that action's task in remediate.yml.

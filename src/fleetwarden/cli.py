@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from fleetwarden import __version__
-from fleetwarden.lab.docker import LabError
+from fleetwarden.lab.docker_client import LabError
 from fleetwarden.lab.inventory import DEFAULT_WORKER_ACCELERATORS, LabConfigError, plan_hosts
 from fleetwarden.receiver import commands as receiver_commands
 from fleetwarden.receiver.config import ConfigError as ReceiverConfigError
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetwarden.cloud.cli import add_parsers as add_cloud_parsers
 
     add_cloud_parsers(lab_commands)
-    from fleetwarden.status.command import add_parsers as add_status_parsers
+    from fleetwarden.doctor.command import add_parsers as add_status_parsers
 
     add_status_parsers(commands)
     receiver_commands.add_parser(commands)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "lab":
             return run_lab(args)
         if args.command in ("status", "doctor"):
-            from fleetwarden.status.command import run as run_status
+            from fleetwarden.doctor.command import run as run_status
 
             return run_status(args)
         if args.command == "receiver":

@@ -14,8 +14,8 @@ import yaml
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_groups as groups
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state
 
+from fleetwarden.doctor import config_checks, findings, pipeline
 from fleetwarden.receiver import config as receiver_config
-from fleetwarden.status import config_checks, findings, pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def test_the_worker_tools_path_and_unit_names_have_one_home():
     assert tool in (REPO / "roles" / "recovery" / "tasks" / "verify.yml").read_text()
     built = re.compile(r"fleetwarden-worker-(\{|%s|\" *\+|' *\+)")
     for path in [*REPO.glob("plugins/**/*.py"), *REPO.glob("roles/*/files/**/*.py"),
-                 *REPO.glob("src/fleetwarden/status/*.py")]:
+                 *REPO.glob("src/fleetwarden/doctor/*.py")]:
         if path.name != "_worker_state.py":
             assert not built.search(path.read_text()), f"{path} builds a worker unit name itself"
 
@@ -79,5 +79,5 @@ def test_the_doctor_compares_dockerd_with_the_docker_engine_roles_defaults():
     for name in ("docker_engine_live_restore", "docker_engine_log_driver", "docker_engine_log_max_size",
                  "docker_engine_log_max_file"):
         assert defaults[name] == role_yaml("docker_engine", "defaults/main.yml")[name], name
-    source = (REPO / "src" / "fleetwarden" / "status" / "host_checks.py").read_text()
+    source = (REPO / "src" / "fleetwarden" / "doctor" / "host_checks.py").read_text()
     assert "500m" not in source and 'get("docker_engine_' not in source

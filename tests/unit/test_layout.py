@@ -65,3 +65,32 @@ def test_the_wheel_holds_the_product_and_no_harness(tmp_path):
     assert "fleetwarden/cli.py" in names and "fleetwarden/receiver/server.py" in names
     assert not [n for n in names if n.startswith("fleetwarden_testing/")]
     assert not [n for n in names if Path(n).stem in HARNESS or "/playbooks/" in n], names
+
+
+# File names that recur on purpose, each with the one meaning it has wherever it is.
+SAME_MEANING = {
+    "__init__.py": "a package",
+    "cli.py": "a command line: the fleetwarden CLI, the cloud stand-in's, the hosts' worker tool's",
+    "server.py": "an HTTP server: the receiver's, the cloud stand-in's",
+    "store.py": "a service's persistent state: the receiver's audit, the cloud stand-in's",
+}
+
+
+def test_no_two_modules_share_a_file_name_with_different_meanings():
+    """plugins/action/X.py and plugins/modules/X.py are one plugin (Ansible pairs them by name); any other file name
+    that recurs under plugins/, roles/, src/ and testing/ must be one of SAME_MEANING."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "plugins", "roles", "src",
+                            "testing"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    by_name: dict[str, set[str]] = {}
+    for name in files:
+        path = Path(name)
+        if path.suffix == ".py" and (REPO / path).is_file():
+            by_name.setdefault(path.name, set()).add(str(path.parent))
+    repeated = {}
+    for name, dirs in by_name.items():
+        if name in SAME_MEANING or len(dirs) < 2:
+            continue
+        if dirs == {"plugins/action", "plugins/modules"}:
+            continue
+        repeated[name] = sorted(dirs)
+    assert not repeated, f"file names with more than one meaning: {repeated}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from ansible_collections.fleetwarden.fleet.plugins.filter import report
+from ansible_collections.fleetwarden.fleet.plugins.filter import report_shaping as report
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _recovery_plan as recovery_plan
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from fleetwarden.doctor.findings import RECOMMENDATIONS
 from fleetwarden.receiver.limits import KINDS
-from fleetwarden.status.findings import RECOMMENDATIONS
 
 REPO = Path(__file__).resolve().parents[2]
 HEADINGS = set(re.findall(r"^### `?([A-Za-z_-]+)`?", (REPO / "docs" / "runbook.md").read_text(), re.MULTILINE))

@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from fleetwarden.cloud.store import ADMIN_TOKEN_FILE, ENDPOINT_FILE
-from fleetwarden.lab.docker import LabError
+from fleetwarden.lab.docker_client import LabError
 
 LOOPBACK_PREFIX = "http://127.0.0.1:"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from fleetwarden.cloud.backend import Backend, BackendError, HostInfo, HostSpec
-from fleetwarden.lab.docker import LabError
+from fleetwarden.lab.docker_client import LabError
 from fleetwarden.lab.image import LAB_IMAGE
 from fleetwarden.lab.inventory import HostPlan
 from fleetwarden.lab.lab import Lab

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleetwarden.lab.docker import Docker, LabError
+from fleetwarden.lab.docker_client import Docker, LabError
 
 IMAGE_DIR = Path(__file__).parent / "image"
 LAB_IMAGE_REPO = "fleetwarden/lab-host"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from fleetwarden.lab.docker import Docker, LabError
+from fleetwarden.lab.docker_client import Docker, LabError
 from fleetwarden.lab.image import LAB_IMAGE
 from fleetwarden.lab.inventory import (
     MONITORING_PORTS,

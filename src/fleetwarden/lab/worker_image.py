@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleetwarden.lab.docker import Docker, LabError
+from fleetwarden.lab.docker_client import Docker, LabError
 from fleetwarden.lab.image import ImageSpec
 from fleetwarden.lab.image import build as build_base_image
 

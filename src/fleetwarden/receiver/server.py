@@ -23,8 +23,8 @@ from fleetwarden.receiver.alerts import BadNotification, parse_notification
 from fleetwarden.receiver.config import Settings, read_token
 from fleetwarden.receiver.guard import ConnectionGuard, GuardedRunner
 from fleetwarden.receiver.limits import KINDS
+from fleetwarden.receiver.run_process import run_job_in_process
 from fleetwarden.receiver.store import Store
-from fleetwarden.receiver.worker import run_job_in_process
 
 log = logging.getLogger("fleetwarden.receiver")
 WEBHOOK_PATH = "/v1/alertmanager"

@@ -9,7 +9,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from fleetwarden.lab import worker_image
-from fleetwarden.lab.docker import LabError
+from fleetwarden.lab.docker_client import LabError
 from fleetwarden.lab.worker_image import RAY_WORKER_SPEC, WorkerImageSpec
 
 REPO = Path(__file__).resolve().parents[3]

@@ -22,8 +22,8 @@ from aiohttp import web
 from fleetwarden_testing import ray_lab
 
 from fleetwarden.receiver.config import Limits, Settings
+from fleetwarden.receiver.run_process import run_job_in_process
 from fleetwarden.receiver.server import WEBHOOK_PATH, Receiver
-from fleetwarden.receiver.worker import run_job_in_process
 
 PROJECT = Path(__file__).parent / "project"
 HOSTS = {

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from fleetwarden.cli import main
+from fleetwarden.doctor.pipeline import pipeline_checks
 from fleetwarden.receiver.commands import parse_duration
 from fleetwarden.receiver.config import Limits
-from fleetwarden.status.pipeline import pipeline_checks
 
 from .conftest import HOSTS, alert, db_rows, free_port, notification, post, request
 

@@ -119,7 +119,7 @@ def test_rotation_keeps_the_newest_and_the_recent(tmp_path):
 
 
 def test_a_run_in_its_own_process_gets_the_same_settings_and_result(project):
-    from fleetwarden.receiver import worker
+    from fleetwarden.receiver import run_process as worker
 
     settings = make_settings(project, extravars={"recover_serial": 1}, limits=Limits(max_attempts=7), run_nice=5)
     assert worker.settings_from_json(json.loads(json.dumps(worker.settings_to_json(settings)))) == settings

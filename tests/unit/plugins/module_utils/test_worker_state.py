@@ -9,7 +9,7 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_u
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 from ansible_collections.fleetwarden.fleet.plugins.modules import container_diagnosis
 
-from fleetwarden.status.host_checks import worker_checks
+from fleetwarden.doctor.host_checks import worker_checks
 
 UNIT = "fleetwarden-worker-trainer.service"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fleetwarden.cli import build_parser
-from fleetwarden.status.pipeline import drift_from_json, pipeline_checks
+from fleetwarden.doctor.pipeline import drift_from_json, pipeline_checks
 
 REPO = Path(__file__).resolve().parents[3]
 TARGETS = {"status": "success", "data": {"activeTargets": [
@@ -73,7 +73,7 @@ def test_pipeline_checks_skip_without_monitoring_hosts_and_read_prometheus_targe
 
 
 def test_the_receiver_is_reached_where_alertmanager_reaches_it():
-    from fleetwarden.status.pipeline import endpoint_base
+    from fleetwarden.doctor.pipeline import endpoint_base
 
     mon = {"prometheus_address": "10.0.0.5", "prometheus_alertmanager_recovery_url": "http://10.0.0.7:9097/v1/alertmanager"}
     ctl = {"ansible_host": "127.0.0.1"}
@@ -130,7 +130,7 @@ def _freshness(ages: dict[str, float]) -> dict:
 def test_collector_metrics_must_be_fresh_on_every_host(ages, status, stale):
     from urllib.parse import urlencode
 
-    from fleetwarden.status.pipeline import FRESHNESS_QUERY
+    from fleetwarden.doctor.pipeline import FRESHNESS_QUERY
 
     query = "/api/v1/query?" + urlencode({"query": FRESHNESS_QUERY})
     server = _serve({"/api/v1/targets": (200, TARGETS), query: (200, _freshness(ages))})
@@ -172,7 +172,7 @@ def test_the_receivers_breaker_and_quarantine(health, status, rec):
 def test_the_freshness_age_is_the_metricsstale_alerts():
     import yaml
 
-    from fleetwarden.status.pipeline import FRESHNESS_QUERY, METRICS_MAX_AGE_S
+    from fleetwarden.doctor.pipeline import FRESHNESS_QUERY, METRICS_MAX_AGE_S
 
     rules = yaml.safe_load((REPO / "roles" / "prometheus" / "files" / "fleetwarden-alerts.yml").read_text())
     [stale] = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "MetricsStale"]

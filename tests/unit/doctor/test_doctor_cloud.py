@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ansible_collections.fleetwarden.fleet.plugins.inventory import gce_gpu, gcp_tpu, runpod
 
-from fleetwarden.status import cloud
-from fleetwarden.status.command import _dynamic_sources
+from fleetwarden.doctor import cloud
+from fleetwarden.doctor.command import _dynamic_sources
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 NOW = 1_800_000_000.0

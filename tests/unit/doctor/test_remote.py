@@ -1,4 +1,4 @@
-"""The gathering round without a play (src/fleetwarden/status/remote.py): its pure helpers, and the whole round
+"""The gathering round without a play (src/fleetwarden/doctor/remote.py): its pure helpers, and the whole round
 against this machine over ansible's `local` connection and against a port where nothing listens over `ssh`."""
 
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetwarden.status.remote import (
+from fleetwarden.doctor.remote import (
     cache_key,
     interpreter_for,
     parse_module_output,
@@ -163,8 +163,8 @@ def test_status_and_doctor_payloads_are_cached_side_by_side(tmp_path):
     script = """
 import json, sys
 from pathlib import Path
-from fleetwarden.status.fleet import Fleet, MODULE
-from fleetwarden.status.remote import Payload
+from fleetwarden.doctor.fleet import Fleet, MODULE
+from fleetwarden.doctor.remote import Payload
 inventory = Path(sys.argv[1]) / "hosts.yml"
 inventory.write_text("all:\\n  hosts:\\n    here:\\n      ansible_connection: local\\n")
 Fleet(Path(sys.argv[2]), [str(inventory)])

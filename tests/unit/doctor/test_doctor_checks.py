@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from fleetwarden.status import config_checks, host_checks, report
-from fleetwarden.status.findings import RECOMMENDATIONS, Check
-from fleetwarden.status.view import format_status, ray_alive_ips, status_document
+from fleetwarden.doctor import config_checks, host_checks, report
+from fleetwarden.doctor.findings import RECOMMENDATIONS, Check
+from fleetwarden.doctor.view import format_status, ray_alive_ips, status_document
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULTS = config_checks.spec_defaults(REPO)
@@ -267,7 +267,7 @@ def test_status_document_and_table_from_recorded_results():
 
 
 def test_the_doctor_table_lists_findings_then_commands_and_paints_only_when_asked():
-    from fleetwarden.status.doctor_view import format_doctor
+    from fleetwarden.doctor.doctor_view import format_doctor
 
     built = report.build_report(sample_checks(), {"h-worker": True, "h-head": True}, ["inventory/lab"], 0.0, {},
                                 False, False)

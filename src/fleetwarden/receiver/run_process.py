@@ -1,4 +1,4 @@
-"""A run in a process of its own: `python -m fleetwarden.receiver.worker` reads {settings, job_id, host} as JSON
+"""A run in a process of its own: `python -m fleetwarden.receiver.run_process` reads {settings, job_id, host} as JSON
 on stdin, runs `jobs.run_job` at the run's nice level, and prints its RunResult as JSON; SIGTERM cancels it.
 
 In a thread of the receiver, ansible-runner's Python work (its pexpect loop, events, artifacts) shared the
@@ -37,7 +37,7 @@ def run_job_in_process(settings: Settings, job_id: str, host: str, cancel: threa
     """jobs.run_job in a child process; blocks (the server calls it in an executor), polling for the cancel."""
     started = time.monotonic()
     request = json.dumps({"settings": settings_to_json(settings), "job_id": job_id, "host": host})
-    process = subprocess.Popen([sys.executable, "-m", "fleetwarden.receiver.worker"], stdin=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "fleetwarden.receiver.run_process"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, env={**os.environ, jobs.RUN_MARKER: job_id})
     try:
         process.stdin.write(request.encode())

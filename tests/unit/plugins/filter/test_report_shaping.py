@@ -1,10 +1,10 @@
-"""Unit tests for the report filters (plugins/filter/report.py)."""
+"""Unit tests for the report filters (plugins/filter/report_shaping.py)."""
 
 import json
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.fleetwarden.fleet.plugins.filter import report
+from ansible_collections.fleetwarden.fleet.plugins.filter import report_shaping as report
 
 WORKER = {"name": "ray-worker", "image": "fleet/ray-worker:2.9"}
 
