@@ -27,10 +27,11 @@ echo "==> built $(basename "$tarball"): $(du -k "$tarball" | cut -f1) KiB"
 # ansible-test creates each test's venv without pip and bootstraps pip with a get-pip script it downloads
 # from Ansible's CI file store, which is out of reach. Its cache takes a stand-in instead: pip's own
 # wheel from the package index, run as pip.
-pip_version="$(python - <<'PY'
+pip_version="$(python - "$python_version" <<'PY'
+import sys
 from types import SimpleNamespace
 from ansible_test._internal.python_requirements import get_venv_packages
-print(get_venv_packages(SimpleNamespace(version="3.11"))["pip"])
+print(get_venv_packages(SimpleNamespace(version=sys.argv[1]))["pip"])
 PY
 )"
 cache="$HOME/.ansible/test/cache"
