@@ -18,10 +18,7 @@ import re
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _container_fs as container_fs
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._recovery_plan import (  # noqa: F401 - REMEDIATION_IDS: the vocabulary diagnose() returns
-    REMEDIATION_IDS,
-    REMEDIATION_OF_CAUSE,
-)
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._recovery_plan import REMEDIATION_OF_CAUSE
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (
     EXIT_MEANINGS,
     interpret_exit_code,

@@ -29,18 +29,13 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._docker_cli impo
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._fleet_groups import TPU_GROUP
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._gcsfuse import gcsfuse_unit_name
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import systemd_exec_line
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (  # noqa: F401 - re-exported
-    ALERT_UNIT,
-    PROBE_PREFIX,
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import PATHS as _STATE_PATHS
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (
     RESTART_WINDOW_S,
-    UNIT_PREFIX,
     config_paths,
-    public_declaration,
-    read_declarations,
     start_limit_burst,
     unit_names,
 )
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import PATHS as _STATE_PATHS
 
 RESTART_STEPS_MIN_SYSTEMD = 254
 # The worker_unit module replaces "docker" with the absolute path of its docker_cli option (_docker_cli).

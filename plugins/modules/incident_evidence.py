@@ -225,13 +225,7 @@ def worker_specs(module):
     p = module.params
     specs = p["workers"] if p["workers"] is not None else [
         {"name": p["name"], "dir": p["dir"], "diagnosis": p["diagnosis"], "record": p["record"]}]
-    for index, spec in enumerate(specs):
-        missing = [key for key in ("name", "dir") if not spec.get(key)]
-        if missing:
-            module.fail_json(msg="workers[%d] needs %s" % (index, " and ".join(missing)))
-        if not isinstance(spec.get("diagnosis") or {}, dict) or not isinstance(spec.get("record") or {}, dict):
-            module.fail_json(msg="workers[%d]: diagnosis and record must be dicts" % index)
-        spec["dir"] = os.path.expanduser(spec["dir"])
+    for spec in specs:  # the argument spec checks each item (name and dir required, dir a path)
         spec["diagnosis"] = spec.get("diagnosis") or {}
     return specs
 

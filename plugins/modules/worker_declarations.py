@@ -64,7 +64,7 @@ errors:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - modules import after their doc strings
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import (  # noqa: E402 - as above
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_state import (  # noqa: E402 - as above
     read_declarations,
 )
 

@@ -102,6 +102,6 @@ def verify(keys, alias, offered_type, offered_blob):
     raise HostKeyError(
         "%s offered a %s host key that the cloud does not publish for it (guest attributes %s list %s): "
         "the connection is refused. If the host was recreated, refresh the pinned keys from the cloud; "
-        "otherwise something else answers at its address." % (alias, offered_type, QUERY_PATH,
-                                                               ", ".join(sorted(keys)) or "none")
+        "otherwise something else answers at its address."
+        % (alias, offered_type, QUERY_PATH, ", ".join(sorted(keys)) or "none")
     )

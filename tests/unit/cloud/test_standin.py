@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import RunningStandIn
+from fleetwarden_testing.standin import RunningStandIn
 from googleapiclient.errors import HttpError
 from standin_clients import admin_call, clients, wait
 

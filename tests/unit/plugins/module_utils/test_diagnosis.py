@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _diagnosis as diag
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _recovery_plan as recovery_plan
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_kernel_oom_events
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
@@ -365,7 +366,7 @@ def test_config_error_quotes_docker_error():
 
 def test_every_cause_has_a_known_remediation_and_a_recommendation():
     assert set(diag.REMEDIATION_OF_CAUSE) == set(diag.CAUSES)
-    assert set(diag.REMEDIATION_OF_CAUSE.values()) <= set(diag.REMEDIATION_IDS)
+    assert set(diag.REMEDIATION_OF_CAUSE.values()) <= set(recovery_plan.REMEDIATION_IDS)
     assert set(diag.PRECEDENCE) == set(diag.CAUSES) - {"running"}
     for cause in diag.CAUSES:
         text = diag.recommend(cause, [{"cause": cause, "reason": "because"}], observation(), {"repeated": False})

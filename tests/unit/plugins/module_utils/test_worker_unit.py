@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as ws
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_unit as wu
 from systemd_words import unquote_like_systemd
 
@@ -317,7 +318,7 @@ def test_read_declarations_returns_each_worker_without_env_values_or_setup_comma
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "other.json").write_text('{"name": "someone-else", "image": "x"}')
     (tmp_path / "notes.txt").write_text("ignored")
-    workers, errors = wu.read_declarations(str(tmp_path))
+    workers, errors = ws.read_declarations(str(tmp_path))
     assert [w["name"] for w in workers] == ["ray-worker"]
     assert workers[0]["env_names"] == ["HF_TOKEN"] and workers[0]["setup_command_count"] == 1
     assert "hf_secretvalue" not in str(workers) and "s3cret" not in str(workers)
@@ -327,7 +328,7 @@ def test_read_declarations_returns_each_worker_without_env_values_or_setup_comma
 
 
 def test_read_declarations_of_a_host_without_workers_is_empty(tmp_path):
-    assert wu.read_declarations(str(tmp_path / "missing")) == ([], [])
+    assert ws.read_declarations(str(tmp_path / "missing")) == ([], [])
 
 
 def test_unpullable_names_host_worker_and_image_in_one_line():

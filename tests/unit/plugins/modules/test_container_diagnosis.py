@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import CAUSES, REMEDIATION_IDS
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._diagnosis import CAUSES
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._recovery_plan import REMEDIATION_IDS
 from ansible_collections.fleetwarden.fleet.plugins.modules import container_diagnosis
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "diagnosis"
