@@ -25,6 +25,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,10 +142,17 @@ def restore(hosts: dict[str, ray_lab.LabHost]) -> None:
     """The lab as `make lab` leaves it (see the module's docstring)."""
     hostvars = inventory_hostvars()
     expected = expected_workers(hosts, hostvars)
-    _worker_set(hosts, expected)
-    _restart_history(hosts, expected)
-    _receiver(hosts, hostvars)
-    _settled(hosts, expected)
+    _timed("worker set", _worker_set, hosts, expected)
+    _timed("restart history", _restart_history, hosts, expected)
+    _timed("receiver", _receiver, hosts, hostvars)
+    _timed("settled", _settled, hosts, expected)
+
+
+def _timed(what: str, step, *args) -> None:
+    """Runs one step of the baseline and prints how long it took (pytest shows it with -s, and on a failure)."""
+    started = time.monotonic()
+    step(*args)
+    print(f"baseline: {what} {time.monotonic() - started:.1f} s", file=sys.stderr)
 
 
 def end_maintenance(reason: str = "a lab test starts with no host in maintenance") -> list[str]:
@@ -168,7 +176,7 @@ def maintenance(hosts: dict[str, ray_lab.LabHost], reason: str, minutes: int = 9
     try:
         yield
     finally:
-        restore(hosts)
-        lab.quiet()
+        _timed("restore", restore, hosts)
+        _timed("quiet", lab.quiet)
         for name in sorted(hosts):
             lab.receiver.cli("maintenance", "end", name, "--reason", f"{reason}: over")

@@ -163,7 +163,11 @@ def test_a_wrong_key_in_authorized_keys(lab, workers, cache_dir, tmp_path):
         rec = recommended(report, "apply-ssh-keys", victim.name)
         assert rec["priority"] == "HIGH" and rc == 1
         assert f"--tags ssh_keys --limit {victim.name}" in rec["command"]
-        assert finding(report, "ssh.authorized_keys", workers[1].name)["status"] == "OK"
+        # The other worker is not blamed. A lab reused across checkouts may hold earlier lab keys there (the lab
+        # declares root's keys not exclusive): a WARN for those, never a FAIL, and never the intruder's key.
+        other = finding(report, "ssh.authorized_keys", workers[1].name)
+        assert other["status"] in ("OK", "WARN") and other["evidence"]["root"]["missing"] == [], other
+        assert wrong_fp not in other["evidence"]["root"]["undeclared"], other
     finally:
         ray_lab.host_run(victim, "sh", "-c", "cat > /root/.ssh/authorized_keys", input_text=original, check=True)
 

@@ -48,6 +48,14 @@ def inventory(lab) -> Path:
     return lab / "inventory" / "lab" / "hosts.yml"
 
 
+@pytest.fixture(autouse=True)
+def lab_up(request):
+    """Every test of this module starts with the lab up: brought up again when a test before it took it down (the
+    down test, when the tests run in another order)."""
+    if "lab" in request.fixturenames and not docker_ids("container"):
+        fleetwarden(request.getfixturevalue("lab"), "up", "--hosts", "2", "--no-worker-image")
+
+
 def test_inventory_has_the_head_and_a_gpu_worker(inventory):
     data = yaml.safe_load(inventory.read_text())["all"]["children"]
     assert list(data["head"]["hosts"]) == [f"{LAB}-head"]
