@@ -10,8 +10,6 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 
-import yaml
-
 from fleetwarden_testing import ray_lab
 
 PROBE_WORKER = "fwmon-probe"
@@ -46,20 +44,6 @@ def alerts(base: str, name: str, state: str = "firing", **labels) -> list[dict]:
     return [a for a in api(base, "/api/v1/alerts")["alerts"]
             if a["labels"].get("alertname") == name and a["state"] == state
             and all(a["labels"].get(k) == v for k, v in labels.items())]
-
-
-RULES = ray_lab.REPO / "roles" / "prometheus" / "files" / "fleetwarden-alerts.yml"
-_UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-def keep_firing_for(alert: str, **labels: str) -> float:
-    """Seconds the rule of this alert (and these labels) keeps firing after its expression cleared, as the
-    project's rule file declares it (0 when it does not)."""
-    rules = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]
-             if r.get("alert") == alert and all(r.get("labels", {}).get(k) == v for k, v in labels.items())]
-    assert len(rules) == 1, f"{len(rules)} rules for {alert} {labels} in {RULES}"
-    value = str(rules[0].get("keep_firing_for", "0s"))
-    return float(value[:-1]) * _UNITS[value[-1]]
 
 
 def probe_worker() -> dict:

@@ -12,7 +12,6 @@ the disk; the threshold and the file are put back afterwards.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import time
@@ -22,7 +21,6 @@ from pathlib import Path
 import pytest
 from fleetwarden_testing import monitoring_lab as mon
 from fleetwarden_testing import ray_lab
-from fleetwarden_testing.alert_e2e import Lab
 
 from fleetwarden.lab.inventory import MONITORING_PORTS
 
@@ -126,12 +124,6 @@ def faults(lab):
     finally:
         ray_lab.host_run(stale_host, "systemctl", "start", mon.COLLECTOR)
         ray_lab.host_run(disk_host, "rm", "-f", mon.FILL_FILE)
-        # DiskAlmostFull keeps firing for its rule's keep_firing_for after the disk has room again: silenced
-        # until then, as an operator does after a drill, so that the lab's live receiver is not sent it.
-        keep = mon.keep_firing_for("DiskAlmostFull", remediate="true")
-        Lab(ray_lab.REPO, ray_lab.INVENTORY).silence(
-            "DiskAlmostFull", disk_host.name, minutes=math.ceil(keep / 60) + 2,
-            comment="the monitoring test filled docker's root on purpose; kept firing after it cleared")
         ray_lab.host_run(disk_host, "sh", "-c", f"cat > {mon.METRICS_CONFIG}", input_text=config)
         ray_lab.host_run(disk_host, "systemctl", "restart", mon.COLLECTOR)
         mon.deploy_workers(worker_host, [{"name": mon.PROBE_WORKER, "state": "absent"}])
