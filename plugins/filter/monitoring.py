@@ -77,7 +77,8 @@ def alert_rules_timing(text, overrides=None):
                                      % (name, " and ".join(RULE_TIMING_KEYS), timing))
     for rule in rules:
         for key, value in (overrides.get(rule.get("alert")) or {}).items():
-            rule[key] = str(value)
+            # plain str: Ansible's own (tagged) strings are str subclasses, which yaml.safe_dump refuses
+            rule[str(key)] = str(value)
     return ("# fleetwarden-alerts.yml of the fleetwarden.fleet.prometheus role, with prometheus_alert_rule_timing "
             "applied.\n" + yaml.safe_dump(data, sort_keys=False, width=120, default_flow_style=False))
 

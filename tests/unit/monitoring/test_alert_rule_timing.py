@@ -56,6 +56,21 @@ def test_the_lab_timing_names_rules_that_exist():
         assert all(rule[key] == str(value) for rule in out[name] for key, value in timing.items())
 
 
+class Tagged(str):
+    """What Ansible passes a filter: its strings are str subclasses carrying their origin."""
+
+
+def test_ansibles_own_strings_as_keys_and_values_install_a_timing_the_rule_did_not_have(tmp_path, promtool):
+    # the second DiskAlmostFull rule (not remediating) ships without keep_firing_for
+    assert any("keep_firing_for" not in rule for rule in by_name(RULES.read_text())["DiskAlmostFull"])
+    text = monitoring.alert_rules_timing(RULES.read_text(),
+                                         {Tagged("DiskAlmostFull"): {Tagged("keep_firing_for"): Tagged("30s")}})
+    assert [rule["keep_firing_for"] for rule in by_name(text)["DiskAlmostFull"]] == ["30s", "30s"]
+    rules = tmp_path / "rules.yml"
+    rules.write_text(text)
+    subprocess.run([promtool, "check", "rules", str(rules)], check=True, capture_output=True)
+
+
 @pytest.mark.parametrize(("overrides", "named"), [
     ({"WorkerGone": {"for": "10s"}}, "'WorkerGone'"),
     ({"WorkerDown": {"fore": "10s"}}, "prometheus_alert_rule_timing.WorkerDown"),
