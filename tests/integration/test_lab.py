@@ -12,6 +12,7 @@ import yaml
 pytestmark = pytest.mark.lab
 
 LAB = "fwit"
+UP = ("up", "--hosts", "2", "--no-worker-image")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,7 +38,7 @@ def lab(tmp_path_factory):
     project = tmp_path_factory.mktemp("labproject")
     try:
         fleetwarden(project, "image", "--host-only")
-        fleetwarden(project, "up", "--hosts", "2", "--no-worker-image")
+        fleetwarden(project, *UP)
         yield project
     finally:
         fleetwarden(project, "down", check=False)
@@ -49,11 +50,11 @@ def inventory(lab) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def lab_up(request):
+def lab_up(lab):
     """Every test of this module starts with the lab up: brought up again when a test before it took it down (the
     down test, when the tests run in another order)."""
-    if "lab" in request.fixturenames and not docker_ids("container"):
-        fleetwarden(request.getfixturevalue("lab"), "up", "--hosts", "2", "--no-worker-image")
+    if not docker_ids("container"):
+        fleetwarden(lab, *UP)
 
 
 def test_inventory_has_the_head_and_a_gpu_worker(inventory):
@@ -97,7 +98,7 @@ def test_each_host_has_its_own_ssh_host_key(inventory):
 def test_up_again_is_idempotent(lab, inventory):
     before_ids = sorted(docker_ids("container"))
     before = inventory.read_text()
-    fleetwarden(lab, "up", "--hosts", "2", "--no-worker-image")
+    fleetwarden(lab, *UP)
     assert sorted(docker_ids("container")) == before_ids
     assert inventory.read_text() == before
 
@@ -110,12 +111,12 @@ def test_a_stopped_lab_of_another_checkout_is_taken_over_with_this_key(lab, inve
     other = tmp_path / "other-checkout"
     other.mkdir()
     try:
-        result = fleetwarden(other, "up", "--hosts", "2", "--no-worker-image")
+        result = fleetwarden(other, *UP)
         assert "starting stopped host" in result.stdout + result.stderr
         assert sorted(docker_ids("container")) == before_ids
         assert (other / ".lab" / "id_ed25519").read_text() != (lab / ".lab" / "id_ed25519").read_text()
     finally:
-        fleetwarden(lab, "up", "--hosts", "2", "--no-worker-image")
+        fleetwarden(lab, *UP)
     assert sorted(docker_ids("container")) == before_ids
 
 
