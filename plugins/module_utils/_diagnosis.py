@@ -245,11 +245,6 @@ def parse_host_port(address, default_port=6379):
     return host, int(port) if port else default_port
 
 
-def parse_systemctl_show(text):
-    """`systemctl show -p ...` output as a dict."""
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-
 def parse_history_time(value):
     if isinstance(value, (int, float)):
         return float(value)

@@ -9,7 +9,8 @@ The doctor and status (fleet_status), the alerts (the metrics collector, _fleet_
   ``PATHS`` (the worker tool, the entrypoint, the declarations), ``STATE_DIR``.
 - ``RESTART_WINDOW_S``: systemd's start limit window of a worker unit; ``start_limit_burst``: its burst.
 - ``read_declarations``: the declarations worker_service wrote, one reader and one filter.
-- ``UNIT_PROPERTIES``: what every reader asks ``systemctl show`` about a worker unit.
+- ``UNIT_PROPERTIES``: what every reader asks ``systemctl show`` about a worker unit; ``read_units`` asks it, and
+  asks the journal whether systemd's start limit refused a failed unit's start (``START_LIMIT_REFUSED``).
 - ``restarts_exhausted``: systemd gave up restarting the unit (one definition, see its docstring).
 - ``container_summary``: one ``docker inspect`` object shaped once (never the env), with ``interpret_exit_code``.
 
@@ -25,6 +26,7 @@ import copy
 import json
 
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_timestamp
+from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 
 UNIT_PREFIX = "fleetwarden-worker-"
 PROBE_PREFIX = "fleetwarden-probe-"
@@ -42,7 +44,16 @@ RESTART_WINDOW_S = 3600
 # The seconds a recovered worker must stay healthy (recovery_settle_s, the worker tool's `settle --window`).
 SETTLE_WINDOW_S = 15
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus",
-                   "ExecMainCode", "StateChangeTimestampMonotonic", "ActiveEnterTimestampMonotonic", "StartLimitBurst")
+                   "ExecMainCode", "StateChangeTimestampMonotonic", "ActiveEnterTimestampMonotonic", "StartLimitBurst",
+                   "InactiveExitTimestampMonotonic")
+# What systemd logs (PID 1, field UNIT=) when its start limit refuses a start of a unit, automatic or not.
+START_LIMIT_MESSAGE = "Start request repeated too quickly"
+# The property read_units adds to a failed unit's: "yes" when the journal holds START_LIMIT_MESSAGE for the unit
+# since it last left the inactive or failed state (its current failure is systemd's refusal), else "no".
+START_LIMIT_REFUSED = "StartLimitRefused"
+# systemd's own messages about one unit between its last start and its failure: a few per restart; the newest
+# this many are read.
+_JOURNAL_LINES = 50
 
 _SIGNALS = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE",
             9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM"}
@@ -88,15 +99,57 @@ def _int(value):
         return None
 
 
+def start_limit_query(unit, journalctl="journalctl"):
+    """The journalctl argv that lists systemd's own newest messages about ``unit`` in this boot, as JSON lines."""
+    return [journalctl, "--no-pager", "--quiet", "--boot", "--reverse", "--lines=%d" % _JOURNAL_LINES,
+            "--output=json", "--output-fields=MESSAGE", "_PID=1", "UNIT=" + unit]
+
+
+def start_limit_refused(journal_json, props):
+    """True when the journal (``start_limit_query``'s output) holds START_LIMIT_MESSAGE logged after the unit last
+    left the inactive or failed state (InactiveExitTimestampMonotonic; same boot, same clock)."""
+    since = _int(props.get("InactiveExitTimestampMonotonic")) or 0
+    for line in (journal_json or "").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = entry.get("MESSAGE") if isinstance(entry, dict) else None
+        if isinstance(message, str) and START_LIMIT_MESSAGE in message \
+                and (_int(entry.get("__MONOTONIC_TIMESTAMP")) or 0) >= since:
+            return True
+    return False
+
+
+def read_units(units, run, systemctl="systemctl", journalctl="journalctl"):
+    """({unit: its UNIT_PROPERTIES}, error or None) for the worker units, as every reader on a host gets them.
+
+    ``run(argv)`` -> (rc, stdout, stderr). A failed unit also gets START_LIMIT_REFUSED from its journal (see
+    ``start_limit_refused``), unless its Result already says so; that is systemd's own verdict that it gave up,
+    which restart counting cannot give: a start that a person, recovery or the probe asked for spends the start
+    limit but is no automatic restart (NRestarts)."""
+    units = list(units)
+    if not units:
+        return {}, None
+    rc, out, err = run([systemctl, "show", "--property=" + ",".join(UNIT_PROPERTIES), *units])
+    found = parse_systemctl_show_units(out)
+    for unit, props in found.items():
+        if props.get("ActiveState") == "failed" and props.get("Result") != "start-limit-hit":
+            jrc, jout, _jerr = run(start_limit_query(unit, journalctl))
+            props[START_LIMIT_REFUSED] = "yes" if jrc == 0 and start_limit_refused(jout, props) else "no"
+    return found, None if rc == 0 else "systemctl show failed: %s" % (err or out or "rc %s" % rc).strip()[:300]
+
+
 def restarts_exhausted(props, decl=None):
     """True when systemd stopped restarting the unit because its start limit was hit: its restarts are exhausted.
 
-    ``props``: the unit's ``systemctl show`` properties; ``decl``: its declaration (for the restart policy, and the
-    burst when StartLimitBurst was not asked for).
+    ``props``: the unit's properties as ``read_units`` gives them; ``decl``: its declaration (for the restart
+    policy, and the burst when StartLimitBurst was not asked for).
 
     - Newer systemd says so: Result is start-limit-hit.
     - systemd 252 keeps the last run's Result (exit-code, signal) when the start limit refuses an automatic
-      restart, so a failed unit that restarted at least burst - 1 times is the sign.
+      restart. Its journal says it (START_LIMIT_REFUSED, from ``read_units``); and a failed unit that restarted
+      at least burst - 1 times is the sign where the journal no longer holds that message.
     - A failed unit that did not spend its restarts is not exhausted: its start failed on a dependency (a mount
       that failed), or a person stopped it, or its policy is ``no`` (systemd never restarts it). WorkerDown alerts
       on those, and a reset of the start limit would not remedy them.
@@ -106,6 +159,8 @@ def restarts_exhausted(props, decl=None):
     restart = (decl or {}).get("restart") or {}
     if props.get("ActiveState") != "failed" or restart.get("policy", "always") == "no":
         return False
+    if props.get(START_LIMIT_REFUSED) == "yes":
+        return True
     burst = _int(props.get("StartLimitBurst"))
     if burst is None and restart.get("max_per_hour") is not None:
         burst = start_limit_burst(restart["max_per_hour"])

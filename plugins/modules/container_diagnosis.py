@@ -433,11 +433,11 @@ class ContainerDiagnosis:
         systemctl = self.module.get_bin_path("systemctl") if unit else None
         if not systemctl:
             return None
-        rc, out, err = self.module.run_command([
-            systemctl, "show", "--property=" + ",".join(worker_state.UNIT_PROPERTIES), unit])
-        if rc != 0:
-            return {"error": (err or out).strip(), "name": unit}
-        status = diag.parse_systemctl_show(out)
+        found, error = worker_state.read_units([unit], self.module.run_command, systemctl=systemctl,
+                                               journalctl=self.module.get_bin_path("journalctl") or "journalctl")
+        if error:
+            return {"error": error, "name": unit}
+        status = found.get(unit) or {}
         return dict(status, name=unit, restarts_exhausted=worker_state.restarts_exhausted(status))
 
 

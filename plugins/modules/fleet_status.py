@@ -120,7 +120,6 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi impo
     gpu_from_query_row,
     parse_csv,
 )
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._worker_unit import (  # noqa: E402 - modules keep DOCUMENTATION/EXAMPLES/RETURN above imports (validate-modules)
     parse_systemd_version,
 )
@@ -199,10 +198,10 @@ class FleetStatus:
     def _units(self, units):
         if not units:
             return {}
-        rc, out, err = self._run(["systemctl", "show", "--property=" + ",".join(worker_state.UNIT_PROPERTIES), *units])
-        if rc != 0:
-            self.errors.append("systemctl show failed: %s" % err.strip()[:300])
-        return parse_systemctl_show_units(out)
+        found, error = worker_state.read_units(units, self._run)
+        if error:
+            self.errors.append(error)
+        return found
 
     def _restarts(self, units):
         if not units:

@@ -169,8 +169,12 @@ class Receiver:
         if not runs:
             return
         last = runs[-1]
-        ray_lab.wait_until(lambda: self.log(host=host, since=last["ts"] - 1)[0].get("run_status") not in
-                           (None, "queued", "running"), timeout, interval=2, what=f"the receiver's run on {host} over")
+
+        def over():  # the run's own row (other rows of the same second come first, or after)
+            row = next(r for r in self.log(host=host, since=last["ts"] - 1) if r["id"] == last["id"])
+            return row if row.get("run_status") not in (None, "queued", "running") else None
+
+        last = ray_lab.wait_until(over, timeout, interval=2, what=f"the receiver's run on {host} over")
         ended = last["ts"] + (last.get("duration") or 0)
         time.sleep(max(0.0, ended + cooldown + 2 - time.time()))
 

@@ -25,7 +25,6 @@ from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_me
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._node import parse_mountinfo
 from ansible_collections.fleetwarden.fleet.plugins.module_utils._nvidia_smi import parse_xml
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -89,9 +88,9 @@ class Collector:
         names = [d["units"]["worker"] for d in declarations]
         if not names:
             return {}, True
-        rc, out, _err = self.cmd([self.config["systemctl"], "show",
-                                  "--property=" + ",".join(worker_state.UNIT_PROPERTIES), *names])
-        return parse_systemctl_show_units(out), rc == 0
+        found, error = worker_state.read_units(names, self.cmd, systemctl=self.config["systemctl"],
+                                               journalctl=self.config["journalctl"])
+        return found, error is None
 
     def docker_info(self):
         rc, out, _err = self.cmd([self.config["docker"], "info", "--format", "{{.DockerRootDir}}"])

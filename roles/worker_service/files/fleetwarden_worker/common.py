@@ -15,6 +15,7 @@ CONFIG_DIR = os.environ.get("FLEETWARDEN_WORKER_CONFIG_DIR", worker_state.PATHS[
 STATE_DIR = os.environ.get("FLEETWARDEN_WORKER_STATE_DIR", worker_state.STATE_DIR)
 DOCKER = os.environ.get("FLEETWARDEN_DOCKER", "/usr/bin/docker")
 SYSTEMCTL = "/usr/bin/systemctl"
+JOURNALCTL = "/usr/bin/journalctl"
 # sd-daemon priority prefixes: journald files each line under that priority.
 ERR, WARNING, NOTICE, INFO = "<3>", "<4>", "<5>", "<6>"
 
@@ -82,7 +83,10 @@ def parse_container_state(result):
     return fields[0], fields[1] == "true", int(fields[2]), int(fields[3]), fields[4]
 
 
+def _run(argv):
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return result.returncode, result.stdout, result.stderr
+
+
 def unit_properties(unit):
-    properties = "--property=" + ",".join(worker_state.UNIT_PROPERTIES)
-    result = subprocess.run([SYSTEMCTL, "show", unit, properties], capture_output=True, text=True, check=False)
-    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    return worker_state.read_units([unit], _run, systemctl=SYSTEMCTL, journalctl=JOURNALCTL)[0].get(unit) or {}

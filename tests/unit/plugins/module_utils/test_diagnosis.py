@@ -256,11 +256,6 @@ def test_parse_host_port_rejects(address):
         diag.parse_host_port(address)
 
 
-def test_parse_systemctl_show():
-    assert diag.parse_systemctl_show("NRestarts=2\nActiveState=failed\nResult=exit-code\n") == {
-        "NRestarts": "2", "ActiveState": "failed", "Result": "exit-code"}
-
-
 CLASSIFY_CASES = [
     # (id, observation, cause, remediation)
     ("running", observation(), "running", "none"),

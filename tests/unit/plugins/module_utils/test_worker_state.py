@@ -1,34 +1,46 @@
 """_worker_state: the one home of what a worker is on its host. The doctor, the metric behind the
 WorkerRestartsExhausted alert and diagnosis must give the same answer about the same unit."""
 
+import json
+
 import pytest
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_metrics as fm
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _fleet_status as shape
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_state as worker_state
 from ansible_collections.fleetwarden.fleet.plugins.module_utils import _worker_unit as wu
-from ansible_collections.fleetwarden.fleet.plugins.module_utils._systemd import parse_systemctl_show_units
 from ansible_collections.fleetwarden.fleet.plugins.modules import container_diagnosis
 
 from fleetwarden.doctor.host_checks import worker_checks
 
 UNIT = "fleetwarden-worker-trainer.service"
+REFUSED = json.dumps({"MESSAGE": f"{UNIT}: Start request repeated too quickly.", "__MONOTONIC_TIMESTAMP": "9000000"})
+STARTED_LATER = "InactiveExitTimestampMonotonic=9500000\n"  # the unit was started again after that refusal
 
-# (what happened, declared restart, systemctl show of the unit, exhausted?)
+# (what happened, declared restart, systemctl show of the unit, systemd's journal lines about it, exhausted?)
 UNIT_STATES = [
     ("the start limit refused a restart on systemd 252: Result stays the last exit's", {},
-     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=10\nStartLimitBurst=11\n", True),
+     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=10\nStartLimitBurst=11\n", [REFUSED], True),
+    ("that refusal after the journal lost it: the restart count says it", {},
+     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=10\nStartLimitBurst=11\n", [], True),
+    ("systemd 252 gave up after fewer automatic restarts: starts that a person, recovery or the probe asked for "
+     "spent the start limit too", {},
+     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=4\nStartLimitBurst=11\n"
+     "InactiveExitTimestampMonotonic=1000000\n", [json.dumps({"MESSAGE": "Scheduled restart job"}), REFUSED], True),
     ("the start limit refused a restart on newer systemd", {},
-     "ActiveState=failed\nSubState=failed\nResult=start-limit-hit\nNRestarts=10\nStartLimitBurst=11\n", True),
+     "ActiveState=failed\nSubState=failed\nResult=start-limit-hit\nNRestarts=10\nStartLimitBurst=11\n", [], True),
     ("its restart failed on a dependency (the mount it requires failed)", {},
-     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=1\nStartLimitBurst=11\n", False),
+     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=1\nStartLimitBurst=11\n", [], False),
+    ("a refusal before the unit was started again is not its failure now", {},
+     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=1\nStartLimitBurst=11\n" + STARTED_LATER,
+     [REFUSED], False),
     ("a dependency failed before the first start", {},
-     "ActiveState=inactive\nSubState=dead\nResult=success\nNRestarts=0\nStartLimitBurst=11\n", False),
+     "ActiveState=inactive\nSubState=dead\nResult=success\nNRestarts=0\nStartLimitBurst=11\n", [], False),
     ("policy no: systemd never restarts it", {"policy": "no"},
-     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=0\nStartLimitBurst=11\n", False),
+     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=0\nStartLimitBurst=11\n", [REFUSED], False),
     ("a person stopped it", {},
-     "ActiveState=inactive\nSubState=dead\nResult=success\nNRestarts=3\nStartLimitBurst=11\n", False),
+     "ActiveState=inactive\nSubState=dead\nResult=success\nNRestarts=3\nStartLimitBurst=11\n", [REFUSED], False),
     ("a person stopped it and its process exited non-zero", {},
-     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=3\nStartLimitBurst=11\n", False),
+     "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=3\nStartLimitBurst=11\n", [], False),
 ]
 
 
@@ -37,8 +49,21 @@ def _declaration(restart):
     return wu.declaration_document(decl, 252)
 
 
-def _show(text):
-    return parse_systemctl_show_units(f"Id={UNIT}\nLoadState=loaded\n{text}")[UNIT]
+class _Host:
+    """systemctl and journalctl as a host answers them about the one unit; every argv asked is kept."""
+
+    def __init__(self, show, journal):
+        self.show, self.journal, self.asked = show, journal, []
+
+    def run_command(self, argv):
+        self.asked.append(argv)
+        if argv[0].endswith("systemctl"):
+            return 0, f"Id={UNIT}\nLoadState=loaded\n{self.show}", ""
+        assert argv == worker_state.start_limit_query(UNIT, argv[0])
+        return 0, "\n".join(self.journal) + "\n", ""
+
+    def get_bin_path(self, name):
+        return "/usr/bin/" + name
 
 
 def doctor_says(props, decl):
@@ -55,37 +80,44 @@ def metric_says(props, decl):
     return samples["fleetwarden_worker_start_limit_hit"] == 1
 
 
-class _Module:
-    """What ContainerDiagnosis.unit_status asks of its module: systemctl's path and one run_command."""
-
-    def __init__(self, text):
-        self.text = text
-        self.argv = None
-
-    def get_bin_path(self, name):
-        return "/usr/bin/" + name
-
-    def run_command(self, argv):
-        self.argv = argv
-        return 0, f"Id={UNIT}\n{self.text}", ""
-
-
-def diagnosis_says(text):
+def diagnosis_says(host):
     diagnosis = object.__new__(container_diagnosis.ContainerDiagnosis)
-    diagnosis.module, diagnosis.params = _Module(text), {"unit": UNIT}
+    diagnosis.module, diagnosis.params = host, {"unit": UNIT}
     status = diagnosis.unit_status()
-    assert diagnosis.module.argv[2] == "--property=" + ",".join(worker_state.UNIT_PROPERTIES)
+    assert host.asked[0][2] == "--property=" + ",".join(worker_state.UNIT_PROPERTIES)
     return status["restarts_exhausted"]
 
 
-@pytest.mark.parametrize(("case", "restart", "text", "exhausted"), UNIT_STATES, ids=[c[0] for c in UNIT_STATES])
-def test_the_doctor_the_metric_and_diagnosis_agree_whether_restarts_are_exhausted(case, restart, text, exhausted):
+@pytest.mark.parametrize(("case", "restart", "show", "journal", "exhausted"), UNIT_STATES,
+                         ids=[c[0] for c in UNIT_STATES])
+def test_the_doctor_the_metric_and_diagnosis_agree_whether_restarts_are_exhausted(case, restart, show, journal,
+                                                                                  exhausted):
     decl = _declaration(restart)
-    props = _show(text)
+    host = _Host(show, journal)
+    found, error = worker_state.read_units([UNIT], host.run_command)
+    props = found[UNIT]
+    assert error is None
+    # The journal is asked only about a failed unit whose Result does not already say it.
+    assert (len(host.asked) == 2) is (props["ActiveState"] == "failed" and props["Result"] != "start-limit-hit")
     assert worker_state.restarts_exhausted(props, decl) is exhausted, case
     assert doctor_says(props, decl) is exhausted, case
     assert metric_says(props, decl) is exhausted, case
-    assert diagnosis_says(text) is exhausted, case
+    # Diagnosis reads the unit itself, the same way (it has no declaration: the restart policy is not its to know).
+    if restart.get("policy") != "no":
+        assert diagnosis_says(_Host(show, journal)) is exhausted, case
+
+
+def test_a_journal_that_cannot_be_read_leaves_the_restart_count_to_say_it():
+    def run(argv):
+        if argv[0] == "journalctl":
+            return 1, "", "No journal files were found."
+        return 0, f"Id={UNIT}\nActiveState=failed\nResult=exit-code\nNRestarts=4\nStartLimitBurst=11\n", ""
+
+    found, _ = worker_state.read_units([UNIT], run)
+    assert found[UNIT][worker_state.START_LIMIT_REFUSED] == "no"
+    assert not worker_state.restarts_exhausted(found[UNIT])
+    # Lines that are not journal entries are passed over, not fatal.
+    assert not worker_state.start_limit_refused("not json\n[1]\n{\"MESSAGE\": 3}\n", {})
 
 
 def test_without_start_limit_burst_the_declared_budget_gives_it():
