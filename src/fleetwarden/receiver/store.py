@@ -259,10 +259,19 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         db.execute("UPDATE runs SET status=?, rc=?, duration=?, ended=?, report_path=?, explanation=? WHERE job_id=?",
                    (status, rc, duration, now, report_path, explanation, job_id))
-        if status != "successful":
+        if status != "successful" and not (status in NO_VERDICT and self._retried(job_id)):
             # The alert is still firing; a later notification of it may try again, after the cooldown.
             db.execute("DELETE FROM handled WHERE job_id=? AND status='firing'", (job_id,))
         db.execute("COMMIT")
+
+    def _retried(self, job_id: str) -> bool:
+        """Whether the alert of this run (fingerprint and startsAt) already had a run that said nothing about the
+        host (NO_VERDICT) before it: that run was retried once, so this one is not retried again and its alert
+        stays handled (a person looks at why the receiver keeps stopping; a new episode of the alert runs)."""
+        return self.db.execute(
+            f"SELECT 1 FROM runs r JOIN runs o ON o.fingerprint=r.fingerprint AND o.starts_at=r.starts_at"  # noqa: S608 - "?" only
+            f" AND o.dry=r.dry AND o.job_id<>r.job_id AND o.created<=r.created WHERE r.job_id=?"
+            f" AND o.status IN ({_marks(NO_VERDICT)})", (job_id, *NO_VERDICT)).fetchone() is not None
 
     def in_flight(self) -> list[str]:
         """Runs recorded queued or running."""

@@ -142,19 +142,35 @@ def decide_mode(store, now, dry_run, *alerts, limits=LIMITS):
     return [r.decision for r in store.record_notification(list(alerts), now, limits, INVENTORY, dry_run)]
 
 
-@pytest.mark.parametrize(("outcome", "step"), [("canceled", 10), ("interrupted", 10), ("error", 310)])
-def test_a_run_that_may_not_have_reached_the_host_is_no_attempt_and_is_retried(store, outcome, step):
+def test_a_runner_error_is_no_attempt_and_is_retried_after_the_failure_cooldown(store):
     # max_attempts=2: three runs that did nothing, then a real one, are not a quarantine.
     now = T0
     for _ in range(3):
         [decision] = decide(store, now, firing())
         assert decision.kind == "started"
-        store.finish_run(decision.job_id, now + 5, outcome, None, None, None)
-        # canceled and interrupted say nothing about the host: no cooldown; a runner error waits out the
-        # failure cooldown, so that a broken setup is not retried in a tight loop
-        now += step
+        store.finish_run(decision.job_id, now + 5, "error", None, None, None)
+        assert decide(store, now + 10, firing())[0].kind == "cooldown"  # a broken setup is no tight loop
+        now += 310
     [decision] = decide(store, now, firing())
     assert decision.kind == "started"
+
+
+@pytest.mark.parametrize("outcome", ["canceled", "interrupted"])
+def test_a_run_that_said_nothing_about_the_host_is_retried_once_and_is_no_attempt(store, outcome):
+    [first] = decide(store, T0, firing())
+    store.finish_run(first.job_id, T0 + 5, outcome, None, None, None)
+    # No cooldown (it said nothing about the host): the next notification retries it.
+    [retry] = decide(store, T0 + 10, firing())
+    assert retry.kind == "started"
+    store.finish_run(retry.job_id, T0 + 15, outcome, None, None, None)
+    # Retried once: the same alert stays handled however often Alertmanager sends it again.
+    assert [decide(store, T0 + 20 + i, firing())[0].kind for i in range(3)] == ["deduped"] * 3
+    # Neither counted as an attempt (max_attempts=2): the alert's next episode starts a run, no quarantine.
+    [episode] = decide(store, T0 + 30, firing(starts_at="2026-11-27T18:30:00Z"))
+    assert episode.kind == "started"
+    # The new episode has its own retry.
+    store.finish_run(episode.job_id, T0 + 35, outcome, None, None, None)
+    assert decide(store, T0 + 40, firing(starts_at="2026-11-27T18:30:00Z"))[0].kind == "started"
 
 
 def test_runs_that_did_nothing_do_not_use_the_budget(store):
