@@ -36,20 +36,7 @@ def test_the_parser_knows_both_commands():
 
 @pytest.fixture
 def prometheus():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body, code = (json.dumps(TARGETS).encode(), 200) if self.path == "/api/v1/targets" else (b"", 503)
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = _serve({"/api/v1/targets": (200, TARGETS)})
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
