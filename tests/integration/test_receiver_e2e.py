@@ -66,16 +66,32 @@ def chain(live_lab):
         lab.receiver.calm(names)
 
 
+def _came_back_by_itself(lab, timeline) -> bool:
+    run = timeline.run or {}
+    if run.get("run_status") != "successful":
+        return False
+    entry = next((w for w in (lab.report(timeline) or {}).get("workers", []) if w["worker"] == lab.worker_name), {})
+    return entry.get("cause") == "running" and entry.get("action") == "none"
+
+
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_fault_is_healed_by_the_receiver_through_the_alert(chain, fault):
     lab = chain
     host = lab.workers[HOST_INDEX[fault] % len(lab.workers)]
-    lab.quiet()
-    lab.receiver.calm([host.name])
-    lab.receiver.wait_cooled(host.name)
-    lab.forget_history(host)
-    started = time.monotonic()
-    timeline = lab.run_fault(fault, host)
+    for attempt in (1, 2):
+        lab.quiet()
+        lab.receiver.calm([host.name])
+        lab.receiver.wait_cooled(host.name)
+        lab.forget_history(host)
+        started = time.monotonic()
+        timeline = lab.run_fault(fault, host)
+        # mount_killed only: a start of the worker that systemd queued during the outage can bring it back by
+        # itself once the mount is back, just as the receiver's run looks (recover.yml then finds it running and
+        # does nothing). That trial did not test the chain's remediation: the fault is made once more.
+        if attempt == 1 and fault == "mount_killed" and _came_back_by_itself(lab, timeline):
+            print(f"\n{fault} on {host.name}: the worker came back by itself before recover.yml looked; again")
+            continue
+        break
     steps = timeline.breakdown()
     print(f"\n{fault} on {host.name}: {steps} (test {time.monotonic() - started:.0f} s)")
     if fault == "restarts_exhausted":  # systemd's start limit refused a restart: it gave up, the unit is failed
