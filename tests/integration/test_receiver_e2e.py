@@ -66,11 +66,15 @@ def chain(live_lab):
         lab.receiver.calm(names)
 
 
+def _report_entry(lab, timeline) -> dict:
+    """The Ray worker's entry in recover.yml's report of the receiver's run; {} without a report."""
+    return next((w for w in (lab.report(timeline) or {}).get("workers", []) if w["worker"] == lab.worker_name), {})
+
+
 def _came_back_by_itself(lab, timeline) -> bool:
-    run = timeline.run or {}
-    if run.get("run_status") != "successful":
+    if (timeline.run or {}).get("run_status") != "successful":
         return False
-    entry = next((w for w in (lab.report(timeline) or {}).get("workers", []) if w["worker"] == lab.worker_name), {})
+    entry = _report_entry(lab, timeline)
     return entry.get("cause") == "running" and entry.get("action") == "none"
 
 
@@ -112,8 +116,7 @@ def test_a_fault_is_healed_by_the_receiver_through_the_alert(chain, fault):
     # recover.yml ran through the receiver and verified the worker healthy through the settle window.
     run = timeline.run
     assert run is not None and run["run_status"] == "successful" and run["rc"] == 0, timeline.rows
-    report = lab.report(timeline)
-    entry = next(w for w in report["workers"] if w["worker"] == lab.worker_name)
+    entry = _report_entry(lab, timeline)
     assert entry["cause"] != "running" and entry["action"] != "none", entry
     assert entry["healthy"] is True and entry["verification"]["settled_s"] >= lab.settle_s, entry
     if fault == "restarts_exhausted":  # SIGKILL on the Ray worker: the cause named from the real dead container
